@@ -1,0 +1,155 @@
+"""`blender shot.blend -c talking_head bake ...` and `python -m talking_head bake ...`: batch baking.
+
+One shot from flags, or many from a JSON shot list. Each shot opens its .blend, generates through
+the same path as the Generate button, and saves to its output file (never over the input unless
+--overwrite-input). A failing shot is reported and the others still run; the exit code is 0 only
+when every shot succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import bpy
+
+from ..core.errors import OutputError, TalkingHeadError
+from ..core.models.base import EMOTIONS, Conditioning
+from .audio_source import from_file, from_strip
+from .job import apply, collect_request, compute
+
+SHOT_KEYS = {"blend", "object", "audio", "strip", "mode", "model", "emotion", "intensity", "style",
+             "start_frame", "output", "device", "keep_takes", "cache_folder", "overwrite_input"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="talking_head bake", description="Bake speech animation onto FLAME heads in .blend files.")
+    parser.add_argument("--shots", help="JSON list of shots (each: blend, object, audio or strip, options)")
+    parser.add_argument("--blend", help="the .blend to bake (default: the file Blender opened)")
+    parser.add_argument("--object", help="name of the FLAME head object")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--strip", help="name of the sound strip with the speech")
+    source.add_argument("--audio", help="audio file with the speech")
+    parser.add_argument("--mode", choices=("shapekeys", "cache"), default="shapekeys")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--emotion", choices=EMOTIONS, default="neutral")
+    parser.add_argument("--intensity", type=float, default=1.0)
+    parser.add_argument("--style", default=None)
+    parser.add_argument("--start-frame", type=int, default=None,
+                        help="frame where the speech starts (default: the strip's start, or the scene start for --audio)")
+    parser.add_argument("--output", help="where to save the baked .blend (default: <input>_talkinghead.blend)")
+    parser.add_argument("--overwrite-input", action="store_true", help="save over the input .blend")
+    parser.add_argument("--keep-takes", action="store_true")
+    parser.add_argument("--cache-folder", default="", help="vertex cache folder (default: beside the output .blend)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    return parser
+
+
+def shots_from_args(args: argparse.Namespace) -> list[dict]:
+    if args.shots:
+        try:
+            with open(args.shots, encoding="utf-8") as handle:
+                shots = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"Cannot read shot list {args.shots}: {exc}. Give a JSON list of shot objects.") from None
+        if not isinstance(shots, list) or not all(isinstance(s, dict) for s in shots):
+            raise OutputError(f"Shot list {args.shots} must be a JSON list of objects.")
+        base = os.path.dirname(os.path.abspath(args.shots))
+        for shot in shots:
+            for key in ("blend", "audio", "output", "cache_folder"):
+                if shot.get(key) and not os.path.isabs(shot[key]):
+                    shot[key] = os.path.join(base, shot[key])
+        return shots
+    blend = args.blend or bpy.data.filepath
+    shot = {"blend": blend, "object": args.object, "audio": args.audio, "strip": args.strip, "mode": args.mode,
+            "model": args.model, "emotion": args.emotion, "intensity": args.intensity, "style": args.style,
+            "start_frame": args.start_frame, "output": args.output, "device": args.device,
+            "keep_takes": args.keep_takes, "cache_folder": args.cache_folder, "overwrite_input": args.overwrite_input}
+    return [shot]
+
+
+def output_path(blend: str, output: str | None, overwrite_input: bool) -> str:
+    if output:
+        output = os.path.abspath(output)
+        if os.path.normpath(output) == os.path.normpath(os.path.abspath(blend)) and not overwrite_input:
+            raise OutputError(f"--output is the input file {blend}; pass --overwrite-input to save over it.")
+        return output
+    if overwrite_input:
+        return os.path.abspath(blend)
+    stem, _ = os.path.splitext(os.path.abspath(blend))
+    return stem + "_talkinghead.blend"
+
+
+def bake_shot(shot: dict) -> str:
+    """Bake one shot and save it; returns a summary line. Raises TalkingHeadError on bad input."""
+    unknown = set(shot) - SHOT_KEYS
+    if unknown:
+        raise OutputError(f"Unknown shot field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(SHOT_KEYS))}.")
+    blend = shot.get("blend")
+    if not blend:
+        raise OutputError("No .blend given: open one in Blender, or pass --blend FILE (or 'blend' in the shot list).")
+    if not os.path.isfile(blend):
+        raise OutputError(f".blend file not found: {blend}.")
+    if not shot.get("object"):
+        raise OutputError("No object given: pass --object NAME (or 'object' in the shot list).")
+    if bool(shot.get("audio")) == bool(shot.get("strip")):
+        raise OutputError("Give exactly one of --audio FILE or --strip NAME (or 'audio'/'strip' in the shot list).")
+    out = output_path(blend, shot.get("output"), bool(shot.get("overwrite_input")))
+    if not os.path.isdir(os.path.dirname(out)):
+        raise OutputError(f"Output folder does not exist: {os.path.dirname(out)}.")
+
+    if os.path.normpath(bpy.data.filepath) != os.path.normpath(os.path.abspath(blend)) or bpy.data.is_dirty:
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(blend), load_ui=False)
+    scene = bpy.context.scene
+    obj = bpy.data.objects.get(shot["object"])
+    if obj is None:
+        names = ", ".join(o.name for o in bpy.data.objects if o.type == "MESH") or "none"
+        raise OutputError(f"No object '{shot['object']}' in {blend} (meshes: {names}).")
+    if shot.get("strip"):
+        source = from_strip(scene, shot["strip"])
+    else:
+        source = from_file(shot["audio"], scene.frame_start if shot.get("start_frame") is None else shot["start_frame"])
+    mode = str(shot.get("mode") or "shapekeys").upper()
+    request = collect_request(
+        scene, obj, source,
+        Conditioning(emotion=shot.get("emotion") or "neutral", intensity=float(shot.get("intensity", 1.0)),
+                     style=shot.get("style") or None),
+        model=shot.get("model"), device=shot.get("device") or "auto", mode=mode,
+        keep_takes=bool(shot.get("keep_takes")), start_frame=shot.get("start_frame"),
+        cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,
+    )
+    summary = apply(request, compute(request))
+    bpy.ops.wm.save_as_mainfile(filepath=out, copy=True, relative_remap=False)
+    return f"{summary}; saved {out}"
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed why
+        return int(exc.code or 0)
+    try:
+        shots = shots_from_args(args)
+    except TalkingHeadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failures = 0
+    for number, shot in enumerate(shots, 1):
+        label = f"[{number}/{len(shots)}] {os.path.basename(str(shot.get('blend')))}:{shot.get('object')}"
+        started = time.perf_counter()
+        try:
+            summary = bake_shot(shot)
+            print(f"{label} ok in {time.perf_counter() - started:.1f} s: {summary}", file=sys.stderr, flush=True)
+        except TalkingHeadError as exc:
+            failures += 1
+            print(f"{label} FAILED: {exc}", file=sys.stderr, flush=True)
+        except Exception as exc:  # one broken shot must not stop the farm's list
+            failures += 1
+            print(f"{label} FAILED unexpectedly: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    print(f"talking_head bake: {len(shots) - failures} of {len(shots)} shots baked, {failures} failed",
+          file=sys.stderr, flush=True)
+    return 0 if failures == 0 else 1

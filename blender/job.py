@@ -1,0 +1,158 @@
+"""One generation: collected from the scene on the main thread, computed anywhere, applied on
+the main thread. The modal operator runs `compute` in a worker thread; the command line runs
+all three in a row.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from ..core.audio import load_audio
+from ..core.device import pick_device
+from ..core.errors import Cancelled, OutputError, TalkingHeadError
+from ..core.models import Conditioning, load_model
+from ..core.pipeline import SceneMotion, animate
+from .audio_source import AudioSource
+from .cache import cache_path, write_vertex_cache
+from .compat import scene_fps
+from .shapekeys import write_shape_keys
+from .target import check_target
+
+OUTPUT_MODES = ("SHAPEKEYS", "CACHE")
+
+
+@dataclass
+class GenerateRequest:
+    """Everything a generation needs, copied out of Blender so the worker never touches bpy."""
+
+    object_name: str
+    template: np.ndarray
+    triangles: np.ndarray
+    source: AudioSource
+    conditioning: Conditioning
+    model: str | None
+    device: str
+    fps: float
+    start_frame: float
+    mode: str = "SHAPEKEYS"
+    keep_takes: bool = False
+    cache_file: str | None = None  # resolved before the work starts, so a bad folder fails first
+    blend_path: str | None = None
+    weights_dirs: list[str] = field(default_factory=list)
+
+
+def collect_request(
+    scene: bpy.types.Scene,
+    obj: bpy.types.Object | None,
+    source: AudioSource,
+    conditioning: Conditioning,
+    model: str | None = None,
+    device: str = "auto",
+    mode: str = "SHAPEKEYS",
+    keep_takes: bool = False,
+    start_frame: float | None = None,
+    cache_folder: str = "",
+    blend_path: str | None = None,
+    weights_dirs: list[str] | None = None,
+) -> GenerateRequest:
+    """Validate the target, output and options up front: a bad input fails before any work or change."""
+    template, triangles = check_target(obj)
+    if mode not in OUTPUT_MODES:
+        raise OutputError(f"Unknown output mode '{mode}'; use one of {', '.join(m.lower() for m in OUTPUT_MODES)}.")
+    blend_path = bpy.data.filepath if blend_path is None else blend_path
+    cache_file = cache_path(obj, cache_folder, keep_takes, blend_path) if mode == "CACHE" else None
+    return GenerateRequest(
+        object_name=obj.name,
+        template=template,
+        triangles=triangles,
+        source=source,
+        conditioning=conditioning.validate(),
+        model=model or None,
+        device=pick_device(device),
+        fps=scene_fps(scene),
+        start_frame=source.start_frame if start_frame is None else float(start_frame),
+        mode=mode,
+        keep_takes=keep_takes,
+        cache_file=cache_file,
+        blend_path=blend_path,
+        weights_dirs=list(weights_dirs or []),
+    )
+
+
+def compute(request: GenerateRequest, progress=None, should_cancel=None) -> SceneMotion:
+    """The heavy part: no bpy here, so it may run in a worker thread."""
+    report = progress or (lambda fraction, message: None)
+    report(0.0, "Reading audio")
+    audio = load_audio(request.source.path, request.source.offset_s, request.source.duration_s)
+    if should_cancel and should_cancel():
+        raise Cancelled("Generation cancelled; nothing was written.")
+    report(0.05, "Loading model")
+    model = load_model(request.model, request.device, request.weights_dirs)
+    return animate(
+        audio, request.template, request.triangles, model, request.conditioning, request.fps,
+        progress=lambda f, m: report(0.1 + 0.85 * f, m), should_cancel=should_cancel,
+    )
+
+
+def apply(request: GenerateRequest, motion: SceneMotion) -> str:
+    """Write `motion` into the scene (main thread only); returns a one-line summary."""
+    obj = bpy.data.objects.get(request.object_name)
+    if obj is None:
+        raise OutputError(f"Object '{request.object_name}' was deleted while generating; nothing was written.")
+    if request.mode == "CACHE":
+        write_vertex_cache(obj, motion, request.template, request.start_frame, request.cache_file, request.blend_path)
+        where = f"vertex cache {request.cache_file}"
+    else:
+        action = write_shape_keys(obj, motion, request.start_frame, request.keep_takes)
+        where = f"shape keys, Action '{action.name}'"
+    end = request.start_frame + motion.n_frames - 1
+    return f"Animated '{obj.name}' frames {request.start_frame:g}-{end:g} ({motion.duration_s:.2f} s of speech) as {where}"
+
+
+class GenerateJob:
+    """`compute` in a worker thread; the owner polls `done` and calls `apply` on the main thread."""
+
+    def __init__(self, request: GenerateRequest):
+        self.request = request
+        self.progress = 0.0
+        self.message = "Starting"
+        self.result: SceneMotion | None = None
+        self.error: str | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="talking-head-generate", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _report(self, fraction: float, message: str) -> None:
+        self.progress, self.message = float(fraction), message
+
+    def _run(self) -> None:
+        try:
+            self.result = compute(self.request, self._report, self._cancel.is_set)
+        except Cancelled as exc:
+            self.error = str(exc)
+        except TalkingHeadError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # an unexpected failure still reaches the user as a message
+            traceback.print_exc()
+            self.error = f"Generation failed unexpectedly ({type(exc).__name__}: {exc}). Please report this."

@@ -1,0 +1,37 @@
+"""Turn the panel's settings (scene.talking_head) and the preferences into a GenerateRequest."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..core.errors import AudioError
+from ..core.models import Conditioning
+from ..preferences import preferences
+from .audio_source import from_file, from_strip
+from .job import GenerateRequest, collect_request
+
+
+def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
+    scene = context.scene
+    settings = scene.talking_head
+    if settings.audio_source == "STRIP":
+        if not settings.strip:
+            raise AudioError("No sound strip chosen. Add speech in the Video Sequencer, or switch Audio to File.")
+        source = from_strip(scene, settings.strip)
+    else:
+        source = from_file(settings.audio_file, settings.start_frame)
+    prefs = preferences(context)
+    start = None if (settings.audio_source == "STRIP" and settings.use_strip_start) else settings.start_frame
+    return collect_request(
+        scene,
+        context.active_object,
+        source,
+        Conditioning(emotion=settings.emotion, intensity=settings.intensity, style=settings.style or None),
+        model=settings.model,
+        device=prefs.device if prefs else "auto",
+        mode=settings.output_mode,
+        keep_takes=settings.keep_takes,
+        start_frame=start,
+        cache_folder=settings.cache_folder,
+        weights_dirs=[prefs.weights_folder] if prefs and prefs.weights_folder else [],
+    )

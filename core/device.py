@@ -1,0 +1,25 @@
+"""Choosing where the models run: the local GPU when there is one, the CPU otherwise."""
+
+from __future__ import annotations
+
+from .errors import ModelError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(preference: str = "auto") -> str:
+    """A torch device string for `preference` (auto, cpu, cuda, mps); clear error if it is absent."""
+    import torch
+
+    preference = (preference or "auto").lower()
+    if preference not in DEVICE_CHOICES:
+        raise ModelError(f"Unknown compute device '{preference}'; use one of {', '.join(DEVICE_CHOICES)}.")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if preference == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if preference == "cuda" and not cuda:
+        raise ModelError("CUDA was asked for but this PyTorch has no usable NVIDIA GPU; choose 'auto' or 'cpu'.")
+    if preference == "mps" and not mps:
+        raise ModelError("Apple MPS was asked for but is not available here; choose 'auto' or 'cpu'.")
+    return preference

@@ -1,0 +1,58 @@
+"""The FLAME head topology: what every model in this project animates.
+
+A mesh is accepted when it has FLAME's vertex count and exactly FLAME's triangles (checked on
+connectivity through a digest, so face order and winding do not matter but vertex order does:
+the models predict per-vertex offsets by index). The digest is of the triangle list only; no
+FLAME data ships with the project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .errors import TopologyError
+
+N_VERTICES = 5023
+N_TRIANGLES = 9976
+# sha256 of the canonical triangle list (each triangle's indices sorted, rows sorted, int32 LE)
+TRIANGLES_SHA256 = "cb2e0bc686b21ecb"  # first 16 hex digits are plenty to tell meshes apart
+
+EXPECTED = f"a FLAME-topology head ({N_VERTICES} vertices, {N_TRIANGLES} triangles, FLAME's vertex order)"
+HOW_TO_FIX = (
+    "Select a FLAME head (for example one imported from a FLAME .obj or .ply with 'Keep Vert Order'), "
+    "or retopologise your head onto FLAME."
+)
+
+
+def triangles_digest(triangles: np.ndarray) -> str:
+    canonical = np.sort(np.asarray(triangles, dtype=np.int64), axis=1)
+    canonical = canonical[np.lexsort(canonical.T[::-1])]
+    return hashlib.sha256(canonical.astype("<i4").tobytes()).hexdigest()[:16]
+
+
+def check_topology(n_vertices: int, triangles: np.ndarray | None, name: str = "mesh") -> None:
+    """Raise TopologyError unless the mesh is FLAME's; `triangles` None skips the connectivity test
+    (a bare .npy of positions carries none)."""
+    if n_vertices != N_VERTICES:
+        raise TopologyError(f"'{name}' has {n_vertices} vertices; Talking Head needs {EXPECTED}. {HOW_TO_FIX}")
+    if triangles is None:
+        return
+    triangles = np.asarray(triangles)
+    if triangles.ndim != 2 or triangles.shape[1] != 3:
+        raise TopologyError(f"'{name}' has faces that are not triangles; Talking Head needs {EXPECTED}. {HOW_TO_FIX}")
+    if len(triangles) != N_TRIANGLES or triangles_digest(triangles) != TRIANGLES_SHA256:
+        raise TopologyError(
+            f"'{name}' has {n_vertices} vertices but its {len(triangles)} triangles do not connect them the way "
+            f"FLAME does (vertex order or connectivity changed); Talking Head needs {EXPECTED}. {HOW_TO_FIX}"
+        )
+
+
+def load_template(path: str) -> np.ndarray:
+    """A FLAME-topology neutral head (5023, 3) float32 from .ply, .obj or .npy, checked."""
+    from .mesh_io import read_mesh
+
+    verts, triangles = read_mesh(path)
+    check_topology(len(verts), triangles, name=path)
+    return verts

@@ -1,0 +1,79 @@
+"""The one small interface every model variant implements.
+
+audio (16 kHz mono) + conditioning -> MotionPrediction (per-frame FLAME offsets at the model's
+rate, plus the linear basis the offsets are made of when the model has one). Everything
+downstream (resampling, shape keys, caches, files) works on MotionPrediction alone, so a new
+model plugs in by implementing `predict` and registering its architecture name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+# progress(fraction in [0, 1], what is happening)
+ProgressCallback = Callable[[float, str], None]
+# returns True when the user asked to stop
+CancelCheck = Callable[[], bool]
+
+EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful")
+
+
+@dataclass
+class Conditioning:
+    """What the animator asks for besides the audio."""
+
+    emotion: str = "neutral"
+    intensity: float = 1.0
+    style: str | None = None  # a speaking-style name the model knows, or None for its default
+    seed: int = 0
+    # per-frame intensity at the model's rate, when the animator keyframed it; overrides `intensity`
+    intensity_curve: np.ndarray | None = None
+
+    def validate(self) -> "Conditioning":
+        from ..errors import ModelError
+
+        if self.emotion not in EMOTIONS:
+            raise ModelError(f"Unknown emotion '{self.emotion}'. Choose one of: {', '.join(EMOTIONS)}.")
+        if not 0.0 <= float(self.intensity) <= 1.0:
+            raise ModelError(f"Emotion intensity {self.intensity} is out of range; use a value from 0 to 1.")
+        return self
+
+
+@dataclass
+class MotionPrediction:
+    """Per-frame vertex offsets from the template, in FLAME's canonical frame (metres)."""
+
+    offsets: np.ndarray  # (T, V, 3) float32
+    fps: float
+    # offsets == mean + coefficients @ basis (flattened) when the model is linear in a basis
+    basis: np.ndarray | None = None  # (K, V, 3)
+    coefficients: np.ndarray | None = None  # (T, K)
+    mean: np.ndarray | None = None  # (V, 3)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.offsets.shape[0])
+
+
+class MotionModel(Protocol):
+    """A speech-to-motion model as the product uses it."""
+
+    name: str
+    fps: float
+    sample_rate: int
+    styles: list[str]
+
+    def predict(
+        self,
+        audio: np.ndarray,
+        template: np.ndarray,
+        conditioning: Conditioning,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> MotionPrediction:
+        """Offsets for `audio` (16 kHz mono float32) on `template` (V, 3), canonical frame."""
+        ...

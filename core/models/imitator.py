@@ -1,0 +1,191 @@
+"""Imitator's decoder (ICCV 2023): a style-agnostic viseme transformer, a style embedding and a
+motion decoder ending in a linear deformation basis.
+
+offsets = mean + MLP(viseme + style) @ basis, so the model's output is exactly a set of shape keys
+(the basis) driven by per-frame weights (the coefficients). Two decoding modes share the weights:
+"autoregressive" feeds each frame's viseme feature back as the next input (as the paper does);
+"parallel" feeds the audio features in directly, decoding a whole window in one pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..encoders import build_encoder, resample_features
+from ..errors import Cancelled, ModelError
+from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
+
+DEFAULTS = {
+    "architecture": "imitator",
+    "fps": 30.0,
+    "sample_rate": 16000,
+    "n_vertices": 5023,
+    "encoder": {"type": "logmel", "n_mels": 80},
+    "d_model": 64,
+    "n_heads": 4,
+    "ffn_dim": 128,
+    "n_layers": 1,
+    "mlp_hidden": 128,
+    "n_basis": 64,
+    "styles": ["default"],
+    "mode": "parallel",
+    # frames each side of the aligned audio frame a motion frame may attend to (0 = diagonal, as Imitator)
+    "align_lookback": 0,
+    "align_lookahead": 0,
+    # long audio is decoded in windows (frames at the motion rate) that overlap and cross-fade
+    "window_frames": 600,
+    "overlap_frames": 60,
+}
+
+
+def sinusoidal_encoding(n_frames: int, dim: int, device: torch.device) -> torch.Tensor:
+    position = torch.arange(n_frames, device=device, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n_frames, dim, device=device)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)
+    return table
+
+
+def alignment_mask(n_frames: int, lookback: int, lookahead: int, device: torch.device) -> torch.Tensor:
+    """Additive cross-attention mask: motion frame t sees audio frames t-lookback .. t+lookahead."""
+    idx = torch.arange(n_frames, device=device)
+    offset = idx.unsqueeze(0) - idx.unsqueeze(1)  # audio index minus motion index
+    allowed = (offset >= -lookback) & (offset <= lookahead)
+    return torch.zeros(n_frames, n_frames, device=device).masked_fill(~allowed, float("-inf"))
+
+
+class ImitatorModel(nn.Module):
+    """Speech features -> viseme features -> style -> basis coefficients -> FLAME offsets."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = {**DEFAULTS, **config}
+        cfg = self.config
+        self.name = cfg.get("name", "imitator")
+        self.fps = float(cfg["fps"])
+        self.sample_rate = int(cfg["sample_rate"])
+        self.styles = list(cfg["styles"])
+        self.n_vertices = int(cfg["n_vertices"])
+        self.encoder = build_encoder(cfg["encoder"])
+        d = int(cfg["d_model"])
+
+        self.audio_projection = nn.Linear(self.encoder.feature_dim, d)
+        layer = nn.TransformerDecoderLayer(d, int(cfg["n_heads"]), int(cfg["ffn_dim"]), dropout=0.0, batch_first=True)
+        self.viseme_decoder = nn.TransformerDecoder(layer, int(cfg["n_layers"]))
+        self.feedback = nn.Linear(d, d)  # autoregressive mode: previous viseme feature -> next input
+        self.style_embedding = nn.Linear(len(self.styles), d, bias=False)
+        self.motion_mlp = nn.Sequential(
+            nn.Linear(d, int(cfg["mlp_hidden"])), nn.GELU(), nn.Linear(int(cfg["mlp_hidden"]), int(cfg["n_basis"]))
+        )
+        self.deformation_basis = nn.Linear(int(cfg["n_basis"]), self.n_vertices * 3)
+        # zero-initialised as in the paper: training starts from the template
+        nn.init.zeros_(self.deformation_basis.weight)
+        nn.init.zeros_(self.deformation_basis.bias)
+
+    # ---- pieces -------------------------------------------------------------------------------
+    def style_vector(self, style: str | None, device: torch.device) -> torch.Tensor:
+        """One-hot of a known style; None gives the average of all training styles."""
+        if style is None:
+            onehot = torch.full((len(self.styles),), 1.0 / len(self.styles), device=device)
+        elif style in self.styles:
+            onehot = torch.zeros(len(self.styles), device=device)
+            onehot[self.styles.index(style)] = 1.0
+        else:
+            raise ModelError(
+                f"Model '{self.name}' has no speaking style '{style}'. Known styles: {', '.join(self.styles)}."
+            )
+        return self.style_embedding(onehot)
+
+    def viseme_features(self, audio_features: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+        """(B, T, D_audio) at the motion rate -> (B, T, d) style-agnostic viseme features."""
+        mode = mode or self.config["mode"]
+        batch, n_frames, _ = audio_features.shape
+        device = audio_features.device
+        memory = self.audio_projection(audio_features)
+        positions = sinusoidal_encoding(n_frames, memory.shape[-1], device)
+        causal = nn.Transformer.generate_square_subsequent_mask(n_frames, device=device)
+        align = alignment_mask(n_frames, int(self.config["align_lookback"]), int(self.config["align_lookahead"]), device)
+        if mode == "parallel":
+            return self.viseme_decoder(memory + positions, memory, tgt_mask=causal, memory_mask=align)
+        if mode != "autoregressive":
+            raise ModelError(f"Unknown decoding mode '{mode}'; use 'parallel' or 'autoregressive'.")
+        inputs = torch.zeros(batch, 1, memory.shape[-1], device=device)  # start token
+        for t in range(n_frames):
+            out = self.viseme_decoder(
+                inputs + positions[: t + 1], memory, tgt_mask=causal[: t + 1, : t + 1], memory_mask=align[: t + 1]
+            )
+            inputs = torch.cat([inputs, self.feedback(out[:, -1:])], dim=1)
+        return out
+
+    def coefficients(self, visemes: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.motion_mlp(visemes + style)
+
+    def offsets_from_coefficients(self, coefficients: torch.Tensor) -> torch.Tensor:
+        return self.deformation_basis(coefficients).reshape(*coefficients.shape[:-1], self.n_vertices, 3)
+
+    def forward(self, audio_features: torch.Tensor, style_onehot: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+        """Training path: (B, T, D_audio) features at the motion rate and (B, n_styles) -> (B, T, V, 3)."""
+        visemes = self.viseme_features(audio_features, mode)
+        style = self.style_embedding(style_onehot).unsqueeze(1)
+        return self.offsets_from_coefficients(self.coefficients(visemes, style))
+
+    # ---- product path ------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(
+        self,
+        audio: np.ndarray,
+        template: np.ndarray,
+        conditioning: Conditioning,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> MotionPrediction:
+        conditioning.validate()
+        if conditioning.emotion != "neutral":
+            raise ModelError(
+                f"Model '{self.name}' has no emotion control; set the emotion to neutral or pick an emotion model."
+            )
+        if template.shape != (self.n_vertices, 3):
+            raise ModelError(f"Model '{self.name}' animates {self.n_vertices} vertices, the template has {template.shape[0]}.")
+        self.eval()
+        device = next(self.parameters()).device
+        n_frames = max(1, int(round(len(audio) / self.sample_rate * self.fps)))
+        report = progress or (lambda fraction, message: None)
+        report(0.0, "Encoding speech")
+        features = resample_features(self.encoder.encode(audio, device), n_frames).unsqueeze(0)
+        style = self.style_vector(conditioning.style, device)
+
+        window = int(self.config["window_frames"])
+        overlap = min(int(self.config["overlap_frames"]), window // 2)
+        coefficients = torch.zeros(n_frames, int(self.config["n_basis"]), device=device)
+        starts = list(range(0, max(1, n_frames - overlap), window - overlap))
+        for i, start in enumerate(starts):
+            if should_cancel and should_cancel():
+                raise Cancelled("Generation cancelled; nothing was written.")
+            end = min(start + window, n_frames)
+            chunk = self.coefficients(self.viseme_features(features[:, start:end]), style)[0]
+            if start == 0:
+                coefficients[start:end] = chunk
+            else:
+                # cross-fade the overlap: the new window's first frames lack context, so they fade in
+                blend = min(overlap, end - start)
+                ramp = torch.linspace(0.0, 1.0, blend + 2, device=device)[1:-1].unsqueeze(1)
+                coefficients[start:start + blend] = coefficients[start:start + blend] * (1 - ramp) + chunk[:blend] * ramp
+                coefficients[start + blend:end] = chunk[blend:]
+            report((i + 1) / len(starts), f"Decoding motion {end}/{n_frames} frames")
+
+        offsets = self.offsets_from_coefficients(coefficients)
+        basis = self.deformation_basis.weight.T.reshape(-1, self.n_vertices, 3)
+        mean = self.deformation_basis.bias.reshape(self.n_vertices, 3)
+        return MotionPrediction(
+            offsets=offsets.cpu().numpy().astype(np.float32),
+            fps=self.fps,
+            basis=basis.cpu().numpy().astype(np.float32),
+            coefficients=coefficients.cpu().numpy().astype(np.float32),
+            mean=mean.cpu().numpy().astype(np.float32),
+            info={"model": self.name, "architecture": "imitator", "mode": self.config["mode"]},
+        )

@@ -1,0 +1,83 @@
+"""The one data path: audio -> model -> offsets in the mesh's frame at the scene's rate.
+
+Every front end (Blender operator, Blender command line, `python -m core animate`) calls
+`animate` and writes the SceneMotion it returns; none of them re-implements a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, check_speech
+from .basis import pca_basis
+from .flame import check_topology
+from .head_frame import IDENTITY_FRAME, estimate_head_frame
+from .models.base import CancelCheck, Conditioning, MotionModel, ProgressCallback
+from .timing import frame_count, resample_frames
+
+# Shape keys whose largest displacement over the clip stays under this are left out (metres)
+NEGLIGIBLE_KEY_M = 1e-7
+
+
+@dataclass
+class SceneMotion:
+    """Motion in the target mesh's local frame: offsets == mean + coefficients @ basis."""
+
+    fps: float
+    duration_s: float
+    mean: np.ndarray  # (V, 3)
+    basis: np.ndarray  # (K, V, 3)
+    coefficients: np.ndarray  # (T, K), frame t at time t / fps after the sound starts
+    info: dict
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.coefficients.shape[0])
+
+    def offsets(self, frames: slice | None = None) -> np.ndarray:
+        coeffs = self.coefficients if frames is None else self.coefficients[frames]
+        flat = coeffs.astype(np.float64) @ self.basis.reshape(len(self.basis), -1).astype(np.float64)
+        return (flat.reshape(len(coeffs), -1, 3) + self.mean).astype(np.float32)
+
+    def vertices(self, template: np.ndarray) -> np.ndarray:
+        """Absolute positions (T, V, 3) on `template`."""
+        return (template[None].astype(np.float32) + self.offsets()).astype(np.float32)
+
+
+def animate(
+    audio: np.ndarray,
+    template: np.ndarray,
+    triangles: np.ndarray | None,
+    model: MotionModel,
+    conditioning: Conditioning,
+    fps: float,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> SceneMotion:
+    """Animate `template` (V, 3, the mesh's local frame) speaking `audio` (16 kHz mono) at `fps`."""
+    check_speech(audio)
+    check_topology(len(template), triangles)
+    frame = estimate_head_frame(template, triangles) if triangles is not None else IDENTITY_FRAME
+    duration = len(audio) / SAMPLE_RATE
+
+    prediction = model.predict(audio, frame.points_to_canonical(template), conditioning.validate(), progress, should_cancel)
+    if prediction.basis is not None:
+        mean, basis, coefficients = prediction.mean, prediction.basis, prediction.coefficients
+    else:
+        mean, basis, coefficients = pca_basis(prediction.offsets)
+
+    # keep the keys that move something: an animator gets a short, meaningful list
+    reach = np.abs(coefficients).max(axis=0) * np.linalg.norm(basis, axis=2).max(axis=1)
+    used = reach > NEGLIGIBLE_KEY_M
+    basis, coefficients = basis[used], coefficients[:, used]
+
+    return SceneMotion(
+        fps=float(fps),
+        duration_s=duration,
+        mean=frame.offsets_to_local(mean),
+        basis=frame.offsets_to_local(basis),
+        coefficients=resample_frames(coefficients, prediction.fps, fps, duration).astype(np.float32),
+        info={**prediction.info, "frames": frame_count(duration, fps), "head_scale": frame.scale},
+    )

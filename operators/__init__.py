@@ -1,0 +1,9 @@
+"""Operators: thin wrappers that read Blender state, call core through blender/, write back."""
+
+import bpy
+
+from .cancel import TALKINGHEAD_OT_cancel
+from .generate import TALKINGHEAD_OT_generate
+
+CLASSES = (TALKINGHEAD_OT_generate, TALKINGHEAD_OT_cancel)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -1,0 +1,17 @@
+import bpy
+
+
+class TALKINGHEAD_OT_cancel(bpy.types.Operator):
+    """Stop the running generation; the scene stays exactly as it was"""
+
+    bl_idname = "talking_head.cancel"
+    bl_label = "Cancel"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.window_manager.talking_head_job.running
+
+    def execute(self, context):
+        context.window_manager.talking_head_job.cancel_requested = True
+        return {"FINISHED"}

@@ -1,0 +1,73 @@
+import bpy
+
+from ..core.errors import TopologyError
+from ..preferences import missing_modules
+
+
+class TALKINGHEAD_PT_main(bpy.types.Panel):
+    bl_label = "Talking Head"
+    bl_idname = "TALKINGHEAD_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.talking_head
+        job = context.window_manager.talking_head_job
+
+        missing = missing_modules()
+        if missing:
+            layout.label(text="Missing: " + ", ".join(missing), icon="ERROR")
+            layout.label(text="See the add-on preferences for how to install them.")
+            return
+
+        self._draw_target(layout, context.active_object)
+
+        col = layout.column(align=True)
+        col.prop(settings, "audio_source", expand=True)
+        if settings.audio_source == "STRIP":
+            col.prop(settings, "strip", text="")
+            col.prop(settings, "use_strip_start")
+        else:
+            col.prop(settings, "audio_file", text="")
+        if settings.audio_source == "FILE" or not settings.use_strip_start:
+            col.prop(settings, "start_frame")
+
+        col = layout.column(align=True)
+        col.prop(settings, "model")
+        col.prop(settings, "emotion")
+        col.prop(settings, "intensity", slider=True)
+        col.prop(settings, "style")
+
+        col = layout.column(align=True)
+        col.prop(settings, "output_mode", expand=True)
+        if settings.output_mode == "CACHE":
+            col.prop(settings, "cache_folder")
+        col.prop(settings, "keep_takes")
+
+        if job.running:
+            layout.progress(factor=job.progress, type="BAR", text=job.status or "Working")
+            layout.operator("talking_head.cancel", icon="CANCEL")
+        else:
+            layout.operator("talking_head.generate", icon="PLAY_SOUND")
+
+    @staticmethod
+    def _draw_target(layout, obj):
+        from ..blender.target import check_target
+
+        try:
+            check_target(obj)
+        except TopologyError as exc:
+            box = layout.box()
+            box.label(text="Target is not a FLAME head", icon="ERROR")
+            for line in _wrap(str(exc), 48):
+                box.label(text=line)
+            return
+        layout.label(text=f"Target: {obj.name} (FLAME)", icon="CHECKMARK")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)

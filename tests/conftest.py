@@ -1,0 +1,102 @@
+"""Shared fixtures: paths to ../shared, a tiny randomly initialised model, audio files made on the fly."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(REPO))  # `core` is importable as a top-level package, as `python -m core` uses it
+
+LIBRIVOX_CLIP = "audio/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"  # 2.99 s, 16 kHz
+LONGER_CLIP = "audio/librivox/sense_and_sensibility_01_austen_64kb-0870.wav"  # 7.1 s
+
+
+def shared_path(relative: str) -> Path:
+    """A file of ../shared, or a skip that says why (the folder lives beside the checkout, not in it)."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"needs ../shared/{relative} (FLAME meshes and real speech are not in the repository; "
+                    "put the shared/ folder beside the checkout)")
+    return path
+
+
+TINY_CONFIG = {
+    "architecture": "imitator",
+    "name": "tiny",
+    "d_model": 16,
+    "n_heads": 2,
+    "ffn_dim": 32,
+    "mlp_hidden": 16,
+    "n_basis": 6,
+    "styles": ["alice", "bob"],
+    "window_frames": 90,
+    "overlap_frames": 20,
+}
+
+
+def make_tiny_model(seed: int = 0, **overrides):
+    """An untrained tiny model whose basis moves the face by a few millimetres (zero-init would not move it)."""
+    import torch
+
+    from core.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model({**TINY_CONFIG, **overrides})
+    torch.nn.init.normal_(model.deformation_basis.weight, std=2e-3)
+    torch.nn.init.normal_(model.deformation_basis.bias, std=5e-4)
+    return model
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory) -> Path:
+    """A weights folder whose 'default' is the tiny model; TALKING_HEAD_WEIGHTS points at it."""
+    from core.models import save_model
+
+    folder = tmp_path_factory.mktemp("weights")
+    save_model(make_tiny_model(), str(folder / "default"))
+    os.environ["TALKING_HEAD_WEIGHTS"] = str(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def flame_mesh() -> tuple[np.ndarray, np.ndarray]:
+    from core.mesh_io import read_mesh
+
+    return read_mesh(str(shared_path("flame/FLAME_sample.ply")))
+
+
+@pytest.fixture(scope="session")
+def speech_path() -> Path:
+    return shared_path(LIBRIVOX_CLIP)
+
+
+@pytest.fixture(scope="session")
+def audio_files(tmp_path_factory, speech_path) -> dict[str, Path]:
+    """Real speech in awkward formats, and broken files, for the bad-input tests."""
+    import librosa
+    import soundfile
+
+    folder = tmp_path_factory.mktemp("audio")
+    speech, _ = librosa.load(str(speech_path), sr=48000, mono=True)
+    stereo = np.stack([speech, 0.5 * speech], axis=1)
+    files = {
+        "speech": speech_path,
+        "stereo48k": folder / "stereo_48k.wav",
+        "flac": folder / "speech.flac",
+        "silent": folder / "silent.wav",
+        "corrupt": folder / "corrupt.wav",
+        "empty": folder / "empty.wav",
+        "missing": folder / "does_not_exist.wav",
+    }
+    soundfile.write(files["stereo48k"], stereo, 48000)
+    soundfile.write(files["flac"], librosa.resample(speech, orig_sr=48000, target_sr=22050), 22050)
+    soundfile.write(files["silent"], np.zeros(32000, dtype=np.float32), 16000)
+    files["corrupt"].write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(300))
+    files["empty"].write_bytes(b"")
+    return files

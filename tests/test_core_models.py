@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tiny_model
+from core.audio import load_audio
+from core.errors import Cancelled, ModelError
+from core.models import Conditioning, load_model, resolve_model_dir, save_model
+
+
+@pytest.fixture(scope="module")
+def speech(speech_path):
+    return load_audio(str(speech_path))
+
+
+def test_prediction_is_a_linear_basis_with_one_frame_per_30th(speech, flame_mesh):
+    model = make_tiny_model()
+    pred = model.predict(speech, flame_mesh[0], Conditioning())
+    assert pred.offsets.shape == (round(2.99 * 30), 5023, 3)
+    rebuilt = pred.mean + np.einsum("tk,kvc->tvc", pred.coefficients, pred.basis)
+    np.testing.assert_allclose(rebuilt, pred.offsets, atol=1e-6)
+
+
+def test_save_and_load_give_identical_predictions(tmp_path, speech, flame_mesh):
+    model = make_tiny_model(seed=3)
+    save_model(model, str(tmp_path / "m"))
+    loaded = load_model(str(tmp_path / "m"))
+    a = model.predict(speech, flame_mesh[0], Conditioning()).offsets
+    b = loaded.predict(speech, flame_mesh[0], Conditioning()).offsets
+    np.testing.assert_array_equal(a, b)
+
+
+def test_styles_change_the_motion_and_unknown_ones_are_refused(speech, flame_mesh):
+    model = make_tiny_model()
+    alice = model.predict(speech, flame_mesh[0], Conditioning(style="alice")).offsets
+    bob = model.predict(speech, flame_mesh[0], Conditioning(style="bob")).offsets
+    assert np.abs(alice - bob).max() > 1e-5
+    with pytest.raises(ModelError, match="Known styles: alice, bob"):
+        model.predict(speech, flame_mesh[0], Conditioning(style="carol"))
+
+
+def test_emotion_on_a_model_without_emotion_is_refused_clearly(speech, flame_mesh):
+    with pytest.raises(ModelError, match="no emotion control"):
+        make_tiny_model().predict(speech, flame_mesh[0], Conditioning(emotion="happy"))
+    with pytest.raises(ModelError, match="Unknown emotion"):
+        Conditioning(emotion="smug").validate()
+
+
+def test_long_audio_windows_join_without_seams(speech, flame_mesh):
+    # 90-frame windows with 20 frames of cross-fade over 7x the clip: jumps at the joins must look
+    # like ordinary frame-to-frame motion
+    model = make_tiny_model()
+    long_audio = np.tile(speech, 7)
+    pred = model.predict(long_audio, flame_mesh[0], Conditioning())
+    step = np.linalg.norm(np.diff(pred.offsets, axis=0), axis=2).max(axis=1)  # per-frame max vertex motion
+    joins = np.arange(70, len(step), 70)
+    assert step[joins].max() <= np.percentile(step, 99) * 1.5
+
+
+def test_cancel_stops_between_windows(speech, flame_mesh):
+    calls = []
+
+    def cancel_after_first_window():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        make_tiny_model().predict(np.tile(speech, 4), flame_mesh[0], Conditioning(), should_cancel=cancel_after_first_window)
+
+
+def test_autoregressive_and_parallel_modes_share_weights(speech, flame_mesh):
+    model = make_tiny_model()
+    short = speech[: 16000]
+    features = torch.randn(1, 12, model.encoder.feature_dim)
+    par = model.viseme_features(features, "parallel")
+    ar = model.viseme_features(features, "autoregressive")
+    assert par.shape == ar.shape == (1, 12, 16)
+    assert model.predict(short, flame_mesh[0], Conditioning()).offsets.shape[0] == 30
+
+
+def test_missing_model_lists_what_is_installed(weights_dir):
+    with pytest.raises(ModelError, match="Available: default"):
+        resolve_model_dir("nonexistent")
