@@ -4,7 +4,7 @@ import bpy
 class TALKINGHEAD_OT_cancel(bpy.types.Operator):
     """Stop the running generation; the scene stays exactly as it was"""
 
-    bl_idname = "talking_head.cancel"
+    bl_idname = "talkinghead.cancel"
     bl_label = "Cancel"
     bl_options = {"INTERNAL"}
 

@@ -11,7 +11,7 @@ running_operator = None
 class TALKINGHEAD_OT_generate(bpy.types.Operator):
     """Animate the active FLAME head from the chosen speech"""
 
-    bl_idname = "talking_head.generate"
+    bl_idname = "talkinghead.generate"
     bl_label = "Generate"
     bl_options = {"REGISTER", "UNDO"}
 

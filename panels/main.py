@@ -48,9 +48,9 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
 
         if job.running:
             layout.progress(factor=job.progress, type="BAR", text=job.status or "Working")
-            layout.operator("talking_head.cancel", icon="CANCEL")
+            layout.operator("talkinghead.cancel", icon="CANCEL")
         else:
-            layout.operator("talking_head.generate", icon="PLAY_SOUND")
+            layout.operator("talkinghead.generate", icon="PLAY_SOUND")
 
     @staticmethod
     def _draw_target(layout, obj):
