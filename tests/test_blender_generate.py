@@ -229,3 +229,10 @@ def test_undo_restores_the_scene_before_generate(head, speech_path):
         assert scene_snapshot()["objects"]["Head"]["shape_keys"]
         bpy.ops.ed.undo()
     assert scene_snapshot()["objects"]["Head"]["shape_keys"] == before["objects"]["Head"]["shape_keys"] == []
+
+
+def test_blender_command_line_is_registered(addon, capsys):
+    assert addon._cli_handle is not None
+    assert addon._cli(["bake", "--help"]) == 0
+    assert "--shots" in capsys.readouterr().out
+    assert addon._cli(["render"]) == 2
