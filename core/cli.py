@@ -33,7 +33,45 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--fps", type=float, default=30.0, help="output frame rate (default 30)")
     animate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_generation_options(animate)
+    corpus = commands.add_parser("corpus", help="generate a synthetic 4D talking-head corpus in VOCASET layout")
+    corpus.add_argument("--out", required=True, help="output folder (created)")
+    corpus.add_argument("--speakers", type=int, default=48)
+    corpus.add_argument("--sentences", type=int, default=40)
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    corpus.add_argument("--heads", nargs="*", default=None,
+                        help="FLAME-topology neutral heads to build identities from (default: ../shared/flame/*.ply)")
+    corpus.add_argument("--eyelids", nargs="*", default=None,
+                        help="eyelid-closing offset fields (5023,3) .npy, summed (default: ../shared/flame/*_eyelid.npy)")
     return parser
+
+
+SHARED_FLAME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "flame")
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    import glob
+
+    import numpy as np
+
+    from .corpus.generate import generate_corpus
+    from .errors import OutputError
+
+    heads = args.heads or sorted(p for p in glob.glob(os.path.join(SHARED_FLAME, "*.ply")))
+    if not heads:
+        raise OutputError(f"No FLAME heads found in {SHARED_FLAME}; pass --heads HEAD.ply ...")
+    eyelid_files = args.eyelids if args.eyelids is not None else sorted(glob.glob(os.path.join(SHARED_FLAME, "*_eyelid.npy")))
+    eyelids = sum(np.load(p).astype(np.float32) for p in eyelid_files) if eyelid_files else None
+    if os.path.exists(os.path.join(args.out, "templates.pkl")):
+        raise OutputError(f"{args.out} already holds a corpus; choose a new --out folder.")
+    try:
+        splits = generate_corpus(args.out, args.speakers, args.sentences, args.seed, heads, eyelids, args.workers,
+                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except RuntimeError as exc:
+        raise OutputError(str(exc)) from None
+    print(f"wrote {args.out}: {args.speakers} speakers x {args.sentences} sentences; "
+          f"test speakers {', '.join(splits['test'])}", file=sys.stderr)
+    return 0
 
 
 def cmd_animate(args: argparse.Namespace) -> int:
@@ -68,7 +106,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"animate": cmd_animate}
+COMMANDS = {"animate": cmd_animate, "corpus": cmd_corpus}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,273 @@
+"""A procedural articulation model of a FLAME head, built from the mesh alone.
+
+The mouth opening is one of the mesh's two boundary loops; its two halves between the corners
+give the upper and lower lip, and geodesic distance over the mesh from each half gives the lip
+and jaw regions. On those regions act deformation fields: jaw rotation about an axis behind the
+mouth, lip closure (solved per frame so bilabials really close), rounding and protrusion,
+spreading, lower-lip tuck for /f v/, upper-lip raise, and blinks.
+
+Phonemes become viseme targets; coarticulation blends them with dominance functions
+(Cohen & Massaro), so a rounded vowel's rounding spreads over the consonants before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from ..head_frame import MOUTH_LOOP_SIZE, boundary_loops
+
+FPS = 30.0
+PARAMS = ("jaw", "close", "round", "spread", "tuck", "raise")
+J_JAW, J_CLOSE, J_ROUND, J_SPREAD, J_TUCK, J_RAISE = range(len(PARAMS))
+
+# viseme targets: jaw = lip gap in mm the jaw opens to; the others are 0..1 activations
+_TARGETS = {
+    "SIL": (0, 0, 0, 0, 0, 0),
+    "P": (2, 1, 0, 0, 0, 0), "B": (2, 1, 0, 0, 0, 0), "M": (2, 1, 0, 0, 0, 0),
+    "F": (3, 0, 0, 0.1, 1, 0.2), "V": (3, 0, 0, 0.1, 1, 0.2),
+    "AA": (12, 0, 0, 0, 0, 0.2), "AE": (10.5, 0, 0, 0.3, 0, 0.2), "AH": (9, 0, 0, 0, 0, 0.1),
+    "AO": (10, 0, 0.5, 0, 0, 0), "AW": (10, 0, 0.4, 0, 0, 0.1), "AY": (10, 0, 0, 0.2, 0, 0.1),
+    "EH": (7, 0, 0, 0.4, 0, 0.1), "EY": (6, 0, 0, 0.5, 0, 0.1), "IH": (4.5, 0, 0, 0.6, 0, 0.1),
+    "IY": (3.5, 0, 0, 0.9, 0, 0.1), "ER": (4, 0, 0.4, 0, 0, 0.2), "OW": (6.5, 0, 0.9, 0, 0, 0),
+    "OY": (7, 0, 0.7, 0, 0, 0), "UH": (4.5, 0, 0.6, 0, 0, 0), "UW": (3, 0, 1.0, 0, 0, 0),
+    "W": (2.5, 0, 1.0, 0, 0, 0), "R": (3, 0, 0.5, 0, 0, 0.1), "Y": (3, 0, 0, 0.6, 0, 0),
+    "SH": (3, 0, 0.6, 0, 0, 0.3), "ZH": (3, 0, 0.6, 0, 0, 0.3), "CH": (3, 0, 0.6, 0, 0, 0.3),
+    "JH": (3, 0, 0.6, 0, 0, 0.3), "S": (2.5, 0, 0, 0.4, 0, 0.1), "Z": (2.5, 0, 0, 0.4, 0, 0.1),
+    "TH": (4, 0, 0, 0.2, 0, 0.2), "DH": (4, 0, 0, 0.2, 0, 0.2), "T": (4, 0, 0, 0.2, 0, 0),
+    "D": (4, 0, 0, 0.2, 0, 0), "N": (4, 0, 0, 0.1, 0, 0), "L": (5, 0, 0, 0.1, 0, 0),
+    "K": (5, 0, 0, 0, 0, 0), "G": (5, 0, 0, 0, 0, 0), "NG": (4.5, 0, 0, 0, 0, 0), "HH": (6, 0, 0, 0, 0, 0),
+}
+BILABIALS = ("P", "B", "M")
+LABIODENTALS = ("F", "V")
+OPEN_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY")
+ROUNDED = ("UW", "OW", "W", "UH", "OY")
+VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "EY", "IH", "IY", "ER", "OW", "OY", "UH", "UW")
+
+
+def _dominance(phone: str, param: int) -> float:
+    """How strongly a phone insists on its target for a parameter (consonants leave rounding and
+    much of the jaw to their neighbours; bilabials and /f v/ insist on their lips)."""
+    if phone == "SIL":
+        return 0.6
+    # lip closure and tuck are guaranteed by hard constraints on the consonant's own frames; here vowels
+    # insist on open lips so closure does not leak into "Bob"'s vowel
+    if param == J_CLOSE:
+        return 6.0 if phone in BILABIALS else 2.0 if phone in VOWELS else 0.5
+    if param == J_TUCK:
+        return 6.0 if phone in LABIODENTALS else 2.0 if phone in VOWELS else 0.5
+    if param == J_ROUND:
+        return 6.0 if phone in ROUNDED + ("SH", "ZH", "CH", "JH", "R", "ER", "AO", "AW") else 0.15
+    if param == J_JAW:
+        return 4.0 if phone in VOWELS else 1.5 if phone in BILABIALS + LABIODENTALS else 0.8
+    return 2.0 if phone in VOWELS else 0.5
+
+
+@dataclass
+class SpeakingStyle:
+    """What makes one synthetic speaker move differently from another."""
+
+    amplitude: float = 1.0  # overall articulation size
+    jaw_share: float = 1.0  # >1: more jaw, less lip shaping; <1: the reverse
+    asymmetry: float = 0.0  # left-right imbalance of the lips, -0.3..0.3
+    anticipation: float = 1.0  # how early upcoming visemes take over (>1: earlier)
+    smoothing: float = 1.0  # temporal smoothing in frames (Gaussian sigma)
+    blink_rate: float = 15.0  # blinks per minute
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> "SpeakingStyle":
+        return cls(
+            amplitude=float(rng.uniform(0.82, 1.18)),
+            jaw_share=float(rng.uniform(0.8, 1.2)),
+            asymmetry=float(rng.uniform(-0.25, 0.25)),
+            anticipation=float(rng.uniform(0.7, 1.4)),
+            smoothing=float(rng.uniform(0.6, 1.6)),
+            blink_rate=float(rng.uniform(8.0, 24.0)),
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def viseme_curves(phones, n_frames: int, style: SpeakingStyle) -> np.ndarray:
+    """(n_frames, len(PARAMS)) articulation parameters at 30 fps from timed phones."""
+    times = (np.arange(n_frames) + 0.5) / FPS
+    centres = np.array([(p.start + p.end) / 2 for p in phones])
+    durations = np.array([max(p.end - p.start, 0.02) for p in phones])
+    curves = np.zeros((n_frames, len(PARAMS)))
+    # Gaussian dominance (local: a strong target must not leak over whole words); anticipatory reach
+    # scales with the style, carry-over is shorter, as in speech
+    reach_ahead = 0.04 * style.anticipation + durations / 2
+    reach_after = 0.025 + durations / 2
+    for j in range(len(PARAMS)):
+        num = np.zeros(n_frames)
+        den = np.full(n_frames, 1e-9)
+        for k, phone in enumerate(phones):
+            target = _TARGETS.get(phone.phone, _TARGETS["SIL"])[j]
+            alpha = _dominance(phone.phone, j)
+            dt = centres[k] - times
+            ahead = reach_ahead[k] * (2.5 if j == J_ROUND and phone.phone in ROUNDED else 1.0)  # rounding starts early
+            reach = np.where(dt > 0, ahead, reach_after[k])
+            dominance = alpha * np.exp(-np.square(dt / reach))
+            num += dominance * target
+            den += dominance
+        curves[:, j] = num / den
+    # bilabials always close, /f v/ always tuck: hard constraints over the consonant's own span
+    for phone in phones:
+        if phone.phone in BILABIALS + LABIODENTALS:
+            j = J_CLOSE if phone.phone in BILABIALS else J_TUCK
+            inside = (times >= phone.start) & (times <= phone.end)
+            if not inside.any():  # shorter than a frame: its nearest frame
+                inside = np.zeros(n_frames, bool)
+                inside[min(int((phone.start + phone.end) / 2 * FPS), n_frames - 1)] = True
+            curves[inside, j] = 1.0
+    curves = gaussian_filter1d(curves, sigma=style.smoothing, axis=0, mode="nearest")
+    # smoothing softens the hard constraints: restore them where they must hold
+    for phone in phones:
+        if phone.phone in BILABIALS:
+            centre = min(int((phone.start + phone.end) / 2 * FPS), n_frames - 1)
+            curves[centre, J_CLOSE] = 1.0
+    curves[:, J_JAW] *= style.amplitude * style.jaw_share
+    curves[:, J_ROUND:J_SPREAD + 1] *= style.amplitude / style.jaw_share
+    return np.clip(curves, [0, 0, 0, 0, 0, 0], [20, 1, 1.3, 1.3, 1, 1])
+
+
+class FaceRig:
+    """Deformation fields of one head, found from its connectivity."""
+
+    def __init__(self, template: np.ndarray, triangles: np.ndarray, eyelids: np.ndarray | None = None):
+        self.template = np.asarray(template, dtype=np.float64)
+        self.triangles = np.asarray(triangles)
+        v = self.template
+        loop = next(l for l in boundary_loops(self.triangles) if len(l) == MOUTH_LOOP_SIZE)
+        left, right = int(np.argmin(v[loop, 0])), int(np.argmax(v[loop, 0]))
+        a, b = sorted((left, right))
+        half1, half2 = loop[a:b + 1], np.concatenate([loop[b:], loop[:a + 1]])
+        upper, lower = (half1, half2) if v[half1, 1].mean() > v[half2, 1].mean() else (half2, half1)
+        self.corners = np.array([loop[left], loop[right]])
+        self.mouth_centre = v[loop].mean(axis=0)
+        self.half_width = (v[loop[right], 0] - v[loop[left], 0]) / 2
+
+        graph = self._edge_graph()
+        # eyeballs are separate components: unreachable means far
+        d_up = np.minimum(dijkstra(graph, indices=upper, min_only=True), 1.0)
+        d_low = np.minimum(dijkstra(graph, indices=lower, min_only=True), 1.0)
+        side_up = 1 / (1 + np.exp(-(d_low - d_up) / 0.002))  # 1 on the upper side, 0 below, smooth at corners
+        self.w_upper = side_up * np.exp(-np.square(np.maximum(d_up - 0.015, 0) / 0.012))
+        self.w_lower = (1 - side_up) * np.exp(-np.square(np.maximum(d_low - 0.015, 0) / 0.012))
+        self.w_lips = np.maximum(self.w_upper, self.w_lower)
+        # the jaw carries the lower lip, chin and lower cheeks, fading out towards the neck and ears
+        self.w_jaw = (1 - side_up) * np.clip((0.11 - d_low) / 0.05, 0, 1) ** 2
+        self.pivot = self.mouth_centre + np.array([0.0, 0.02, -0.085])
+        x_rel = (v[:, 0] - self.mouth_centre[0]) / max(self.half_width, 1e-6)
+        self.x_rel = x_rel
+
+        # contact columns: the front-most lip vertices either side of the lip line, in the middle of the mouth
+        front = v[:, 2] > self.mouth_centre[2] + 0.004
+        near_up = front & (d_up < 0.022) & (d_up < d_low)
+        near_low = front & (d_low < 0.022) & (d_low < d_up)
+        columns = np.linspace(-0.45, 0.45, 7) * self.half_width + self.mouth_centre[0]
+        up_idx, low_idx = [], []
+        for x in columns:
+            band = np.abs(v[:, 0] - x) < 0.12 * self.half_width
+            cu, cl = np.where(band & near_up)[0], np.where(band & near_low)[0]
+            if len(cu) and len(cl):
+                up_idx.append(cu[np.argmin(v[cu, 1])])
+                low_idx.append(cl[np.argmax(v[cl, 1])])
+        self.contact_upper, self.contact_lower = np.array(up_idx), np.array(low_idx)
+        self.eyelids = eyelids
+        self.rest_gap = float(self.lip_gap(v[None])[0])
+        self._jaw_table = self._calibrate_jaw()
+
+    def _edge_graph(self):
+        t = self.triangles
+        edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+        lengths = np.linalg.norm(self.template[edges[:, 0]] - self.template[edges[:, 1]], axis=1)
+        n = len(self.template)
+        graph = coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
+        return graph.maximum(graph.T)
+
+    # ---- measurements (also used by the tests and the evaluation) --------------------------------
+    def lip_gap(self, vertices: np.ndarray) -> np.ndarray:
+        """(T,) inner-lip gap in metres at the middle of the mouth (median over columns)."""
+        gaps = vertices[:, self.contact_upper, 1] - vertices[:, self.contact_lower, 1]
+        return np.median(gaps, axis=1)
+
+    def mouth_width(self, vertices: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(vertices[:, self.corners[1]] - vertices[:, self.corners[0]], axis=1)
+
+    # ---- deformation -----------------------------------------------------------------------------
+    def _jaw_offsets(self, angles: np.ndarray) -> np.ndarray:
+        rel = self.template - self.pivot
+        cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+        rotated_y = rel[None, :, 1] * cos - rel[None, :, 2] * sin
+        rotated_z = rel[None, :, 1] * sin + rel[None, :, 2] * cos
+        out = np.zeros((len(angles),) + self.template.shape)
+        out[..., 1] = (rotated_y - rel[None, :, 1]) * self.w_jaw
+        out[..., 2] = (rotated_z - rel[None, :, 2]) * self.w_jaw
+        return out
+
+    def _calibrate_jaw(self) -> tuple[np.ndarray, np.ndarray]:
+        angles = np.linspace(0, 0.45, 46)
+        gaps = self.lip_gap(self.template + self._jaw_offsets(angles)) - self.rest_gap
+        return np.maximum.accumulate(gaps), angles
+
+    def jaw_angle_for_gap(self, gap_mm: np.ndarray) -> np.ndarray:
+        gaps, angles = self._jaw_table
+        # the table holds the opening beyond the rest gap (FLAME's closed lips overlap a little)
+        return np.interp(np.asarray(gap_mm) / 1000.0 - min(self.rest_gap, 0.0), gaps, angles)
+
+    def deform(self, curves: np.ndarray, style: SpeakingStyle, blinks: np.ndarray | None = None) -> np.ndarray:
+        """Vertices (T, V, 3) for articulation curves (T, len(PARAMS))."""
+        T = len(curves)
+        lips_side = 1.0 + style.asymmetry * self.x_rel  # one side of the mouth works harder
+        out = self.template[None] + self._jaw_offsets(self.jaw_angle_for_gap(curves[:, J_JAW]))
+        x_from_centre = self.template[:, 0] - self.mouth_centre[0]
+        w = self.w_lips * lips_side
+        # rounding: corners in by up to 34% of the width, lips forward 5 mm
+        out[..., 0] -= curves[:, J_ROUND, None] * 0.34 * x_from_centre * w
+        out[..., 2] += curves[:, J_ROUND, None] * 0.005 * w
+        # spreading: corners out by up to 12%, slightly back
+        out[..., 0] += curves[:, J_SPREAD, None] * 0.12 * x_from_centre * w
+        out[..., 2] -= curves[:, J_SPREAD, None] * 0.0015 * w
+        # /f v/: the lower lip rises and draws back under the upper teeth
+        out[..., 1] += curves[:, J_TUCK, None] * 0.0025 * self.w_lower * lips_side
+        out[..., 2] -= curves[:, J_TUCK, None] * 0.003 * self.w_lower * lips_side
+        out[..., 1] += curves[:, J_RAISE, None] * 0.0015 * self.w_upper * lips_side
+        # closure: solved per frame so the lips meet exactly (never cross) when closing fully
+        gap = self.lip_gap(out) - min(self.rest_gap, 0.0)
+        amount = curves[:, J_CLOSE] * np.maximum(gap, 0.0)
+        out[..., 1] -= (amount / 2)[:, None] * self.w_upper
+        out[..., 1] += (amount / 2)[:, None] * self.w_lower
+        if blinks is not None and self.eyelids is not None:
+            out += blinks[:, None, None] * self.eyelids[None]
+        return out.astype(np.float32)
+
+
+def blink_curve(n_frames: int, rate_per_min: float, rng: np.random.Generator) -> np.ndarray:
+    """Blinks as raised-cosine closures of 0.2-0.3 s at random times."""
+    curve = np.zeros(n_frames)
+    t = rng.exponential(60.0 / rate_per_min) * 0.5
+    while t * FPS < n_frames:
+        length = rng.uniform(0.2, 0.3) * FPS
+        frames = np.arange(int(t * FPS), min(int(t * FPS + length) + 1, n_frames))
+        curve[frames] = np.maximum(curve[frames], 0.5 - 0.5 * np.cos(2 * np.pi * (frames - t * FPS) / length))
+        t += max(rng.exponential(60.0 / rate_per_min), 0.6)
+    return curve
+
+
+def random_identity(template: np.ndarray, rng: np.random.Generator, amplitude_m: float = 0.003) -> np.ndarray:
+    """A new face from `template` by a smooth random deformation (a few broad Gaussian bumps)."""
+    out = np.asarray(template, dtype=np.float64).copy()
+    for _ in range(6):
+        centre = out[rng.integers(len(out))]
+        direction = rng.normal(size=3)
+        direction *= amplitude_m / np.linalg.norm(direction)
+        sigma = rng.uniform(0.03, 0.06)
+        weight = np.exp(-np.sum((out - centre) ** 2, axis=1) / (2 * sigma**2))
+        out += weight[:, None] * direction
+    return out.astype(np.float32)
