@@ -12,6 +12,8 @@ import sys
 from .errors import TalkingHeadError
 from .models.base import EMOTIONS
 
+SHARED_FLAME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "flame")
+
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name in the weights folders, or a model folder (default: 'default')")
@@ -43,10 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FLAME-topology neutral heads to build identities from (default: ../shared/flame/*.ply)")
     corpus.add_argument("--eyelids", nargs="*", default=None,
                         help="eyelid-closing offset fields (5023,3) .npy, summed (default: ../shared/flame/*_eyelid.npy)")
+    trainer = commands.add_parser("train", help="train a model on VOCASET-layout data (synthetic or real)")
+    trainer.add_argument("--data", required=True, help="VOCASET-layout folder")
+    trainer.add_argument("--out", required=True, help="run folder: checkpoints, then model/ (resumes if present)")
+    trainer.add_argument("--config", default=None, help="JSON training config (see core/train.py TrainConfig)")
+    trainer.add_argument("--steps", type=int, default=None)
+    trainer.add_argument("--batch", type=int, default=None)
+    trainer.add_argument("--seed", type=int, default=None)
+    evaluate = commands.add_parser("evaluate", help="measure a model: LVE, MVE, FDD, lip closure, opening")
+    evaluate.add_argument("--model", default=None)
+    evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--audio-only", default=None, help="folder of real speech .wav with .phone.json alignments")
+    evaluate.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"), help="FLAME_masks.pkl")
+    evaluate.add_argument("--template", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"),
+                          help="FLAME head (its triangles locate the lips; audio-only runs animate it)")
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    evaluate.add_argument("--json", default=None, help="also write the results here")
     return parser
-
-
-SHARED_FLAME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "flame")
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
@@ -106,7 +122,19 @@ def cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"animate": cmd_animate, "corpus": cmd_corpus}
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import main_train
+
+    return main_train(args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import main_evaluate
+
+    return main_evaluate(args)
+
+
+COMMANDS = {"animate": cmd_animate, "corpus": cmd_corpus, "train": cmd_train, "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

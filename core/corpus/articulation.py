@@ -32,7 +32,7 @@ _TARGETS = {
     "F": (3, 0, 0, 0.1, 1, 0.2), "V": (3, 0, 0, 0.1, 1, 0.2),
     "AA": (12, 0, 0, 0, 0, 0.2), "AE": (10.5, 0, 0, 0.3, 0, 0.2), "AH": (9, 0, 0, 0, 0, 0.1),
     "AO": (10, 0, 0.5, 0, 0, 0), "AW": (10, 0, 0.4, 0, 0, 0.1), "AY": (10, 0, 0, 0.2, 0, 0.1),
-    "EH": (7, 0, 0, 0.4, 0, 0.1), "EY": (6, 0, 0, 0.5, 0, 0.1), "IH": (4.5, 0, 0, 0.6, 0, 0.1),
+    "AX": (5, 0, 0, 0, 0, 0.1), "EH": (7, 0, 0, 0.4, 0, 0.1), "EY": (6, 0, 0, 0.5, 0, 0.1), "IH": (4.5, 0, 0, 0.6, 0, 0.1),
     "IY": (3.5, 0, 0, 0.9, 0, 0.1), "ER": (4, 0, 0.4, 0, 0, 0.2), "OW": (6.5, 0, 0.9, 0, 0, 0),
     "OY": (7, 0, 0.7, 0, 0, 0), "UH": (4.5, 0, 0.6, 0, 0, 0), "UW": (3, 0, 1.0, 0, 0, 0),
     "W": (2.5, 0, 1.0, 0, 0, 0), "R": (3, 0, 0.5, 0, 0, 0.1), "Y": (3, 0, 0, 0.6, 0, 0),
@@ -46,7 +46,7 @@ BILABIALS = ("P", "B", "M")
 LABIODENTALS = ("F", "V")
 OPEN_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY")
 ROUNDED = ("UW", "OW", "W", "UH", "OY")
-VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "EY", "IH", "IY", "ER", "OW", "OY", "UH", "UW")
+VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "AX", "EH", "EY", "IH", "IY", "ER", "OW", "OY", "UH", "UW")
 
 
 def _dominance(phone: str, param: int) -> float:
@@ -131,8 +131,9 @@ def viseme_curves(phones, n_frames: int, style: SpeakingStyle) -> np.ndarray:
         if phone.phone in BILABIALS:
             centre = min(int((phone.start + phone.end) / 2 * FPS), n_frames - 1)
             curves[centre, J_CLOSE] = 1.0
-    curves[:, J_JAW] *= style.amplitude * style.jaw_share
-    curves[:, J_ROUND:J_SPREAD + 1] *= style.amplitude / style.jaw_share
+    # styles differ in how they share the work between jaw and lips, within physical limits
+    curves[:, J_JAW] *= np.sqrt(style.amplitude * style.jaw_share)
+    curves[:, J_ROUND:J_SPREAD + 1] *= np.sqrt(style.amplitude / style.jaw_share)
     return np.clip(curves, [0, 0, 0, 0, 0, 0], [20, 1, 1.3, 1.3, 1, 1])
 
 
@@ -228,8 +229,8 @@ class FaceRig:
         out = self.template[None] + self._jaw_offsets(self.jaw_angle_for_gap(curves[:, J_JAW]))
         x_from_centre = self.template[:, 0] - self.mouth_centre[0]
         w = self.w_lips * lips_side
-        # rounding: corners in by up to 34% of the width, lips forward 5 mm
-        out[..., 0] -= curves[:, J_ROUND, None] * 0.34 * x_from_centre * w
+        # rounding: corners in by up to 40% of the width, lips forward 5 mm
+        out[..., 0] -= curves[:, J_ROUND, None] * 0.40 * x_from_centre * w
         out[..., 2] += curves[:, J_ROUND, None] * 0.005 * w
         # spreading: corners out by up to 12%, slightly back
         out[..., 0] += curves[:, J_SPREAD, None] * 0.12 * x_from_centre * w

@@ -57,6 +57,15 @@ def plan_speakers(n_speakers: int, seed: int, heads: list[str], voices: list[str
     return speakers
 
 
+def canonical_head(path: str, triangles: np.ndarray) -> np.ndarray:
+    """A head turned upright and facing +z (some FLAME fits are tilted): the rig and the models work there."""
+    from ..flame import load_template
+    from ..head_frame import estimate_head_frame
+
+    head = load_template(path)
+    return estimate_head_frame(head, triangles).points_to_canonical(head)
+
+
 def _clip(job: tuple) -> str:
     out, speaker, template, triangles, eyelids, sentence_id, text, seed = job
     import soundfile
@@ -86,7 +95,6 @@ def _clip(job: tuple) -> str:
 def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, heads: list[str],
                     eyelids: np.ndarray | None = None, workers: int = 2, progress=print) -> dict:
     """Generate the corpus into `out`; returns the split dict."""
-    from ..flame import load_template
     from ..mesh_io import read_mesh
     from .sentences import SentenceGenerator
 
@@ -96,14 +104,23 @@ def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, head
         raise RuntimeError("No festival voice found: apt-get install festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts")
     for sub in ("wav", "vertices_npy", "meta"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
-    speakers = plan_speakers(n_speakers, seed, heads, voices)
-    texts = SentenceGenerator(seed).sentences(n_sentences)
     _, triangles = read_mesh(heads[0])
+    neutral = []
+    for head in heads:  # identities start from closed-mouth neutral heads; an open-mouth fit is not one
+        gap_mm = FaceRig(canonical_head(head, triangles), triangles).rest_gap * 1000
+        if gap_mm > 1.0:
+            progress(f"skipping {os.path.basename(head)}: its mouth rests {gap_mm:.1f} mm open, not a neutral head")
+        else:
+            neutral.append(head)
+    if not neutral:
+        raise RuntimeError("None of the heads has a closed neutral mouth; pass --heads with neutral FLAME heads.")
+    speakers = plan_speakers(n_speakers, seed, neutral, voices)
+    texts = SentenceGenerator(seed).sentences(n_sentences)
     templates = {}
     jobs = []
     for speaker in speakers:
         rng = np.random.default_rng([seed, int(speaker.name[3:]), 10_000])
-        templates[speaker.name] = random_identity(load_template(speaker.base_head), rng)
+        templates[speaker.name] = random_identity(canonical_head(speaker.base_head, triangles), rng)
         for k, text in enumerate(texts, 1):
             jobs.append((out, speaker, templates[speaker.name], triangles, eyelids, k, text, seed))
     with open(os.path.join(out, "templates.pkl"), "wb") as handle:

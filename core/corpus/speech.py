@@ -24,7 +24,8 @@ FESTIVAL_VOICES = {
 }
 
 # festival's US phone set -> ARPAbet as in the CMU dictionary; silences -> SIL
-_PHONE_MAP = {"pau": "SIL", "h#": "SIL", "brth": "SIL", "ax": "AH", "axr": "ER", "dx": "D", "nx": "N", "el": "L",
+# schwa stays AX: it is not an open vowel, and the rig gives it a small opening
+_PHONE_MAP = {"pau": "SIL", "h#": "SIL", "brth": "SIL", "ax": "AX", "axr": "ER", "dx": "D", "nx": "N", "el": "L",
               "em": "M", "en": "N", "hv": "HH"}
 
 

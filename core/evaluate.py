@@ -1,0 +1,167 @@
+"""`python -m core evaluate`: the field's measures (METHODS.md) plus lip closure and opening.
+
+    python -m core evaluate --data DIR --split test --model MODEL [--masks FLAME_masks.pkl]
+    python -m core evaluate --audio-only DIR --model MODEL [--template HEAD.ply]
+
+LVE: per frame, the largest squared error over the `lips` vertices, averaged over frames (m^2,
+printed x1e-5). MVE: mean Euclidean error over all vertices (mm). FDD: per upper-face vertex
+(forehead + eye_region), std over time of ||v_t - template||^2, ground truth minus prediction,
+averaged (x1e-7). Closure rate: share of /p b m/ whose predicted inner-lip gap falls under 1 mm
+within 60 ms of the consonant. Open-vowel gap: mean of the largest gap during each open vowel.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pickle
+import sys
+
+import numpy as np
+
+from .corpus.articulation import OPEN_VOWELS, FaceRig
+
+BILABIALS = ("P", "B", "M")
+CLOSED_MM = 1.0
+WINDOW_S = 0.06
+
+
+def load_masks(path: str) -> dict[str, np.ndarray]:
+    with open(path, "rb") as handle:
+        masks = pickle.load(handle, encoding="latin1")
+    return {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in masks.items()}
+
+
+def lve(pred: np.ndarray, truth: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """Per-frame max squared lip-vertex error (T,), metres squared."""
+    return ((pred[:, lips] - truth[:, lips]) ** 2).sum(-1).max(-1)
+
+
+def fdd(pred: np.ndarray, truth: np.ndarray, template: np.ndarray, upper: np.ndarray) -> float:
+    motion_truth = ((truth[:, upper] - template[upper]) ** 2).sum(-1).std(0)
+    motion_pred = ((pred[:, upper] - template[upper]) ** 2).sum(-1).std(0)
+    return float(np.mean(motion_truth - motion_pred))
+
+
+def lip_events(gap_mm: np.ndarray, phones, fps: float = 30.0) -> tuple[list[bool], list[float]]:
+    """Whether each bilabial closes (gap < 1 mm within 60 ms), and the peak gap of each open vowel."""
+    times = np.arange(len(gap_mm)) / fps
+    closed, openings = [], []
+    for phone, start, end in phones:
+        label = "".join(c for c in str(phone).upper() if c.isalpha())
+        if label in BILABIALS:
+            near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
+            if near.any():
+                closed.append(bool(gap_mm[near].min() < CLOSED_MM))
+        elif label in OPEN_VOWELS:
+            inside = (times >= start) & (times <= end)
+            if inside.any():
+                openings.append(float(gap_mm[inside].max()))
+    return closed, openings
+
+
+def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: np.ndarray, log=print) -> dict:
+    from .data import load_clips
+    from .audio import load_audio
+    from .models import Conditioning
+
+    masks = load_masks(masks_path)
+    lips = masks["lips"]
+    upper = np.union1d(masks["forehead"], masks["eye_region"])
+    lve_frames, mve, fdds, closed, openings, truth_closed = [], [], [], [], [], []
+    rigs: dict[str, FaceRig] = {}
+    for clip in load_clips(data, split):
+        truth = clip.vertices()
+        audio = load_audio(clip.wav_path)
+        pred = clip.template + model.predict(audio, clip.template, Conditioning()).offsets
+        n = min(len(pred), len(truth))
+        pred, truth = pred[:n], truth[:n]
+        lve_frames.append(lve(pred, truth, lips))
+        mve.append(np.linalg.norm(pred - truth, axis=2).mean())
+        fdds.append(fdd(pred, truth, clip.template, upper))
+        if clip.phones:
+            rig = rigs.setdefault(clip.subject, FaceRig(clip.template, triangles))
+            c, o = lip_events(rig.lip_gap(pred) * 1000, clip.phones)
+            closed += c
+            openings += o
+            truth_closed += lip_events(rig.lip_gap(truth) * 1000, clip.phones)[0]
+    return {
+        "clips": len(mve),
+        "LVE_x1e-5": float(np.mean(np.concatenate(lve_frames)) * 1e5),
+        "MVE_mm": float(np.mean(mve) * 1000),
+        "FDD_x1e-7": float(np.mean(fdds) * 1e7),
+        "closure_rate": float(np.mean(closed)) if closed else None,
+        "closure_rate_ground_truth": float(np.mean(truth_closed)) if truth_closed else None,
+        "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
+    }
+
+
+def read_phone_alignment(path: str) -> list[tuple[str, float, float]]:
+    """Phones from a pocketsphinx alignment (.phone.json: words with their phones)."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    phones = []
+    for word in data.get("w", []):
+        for phone in word.get("w", []):
+            phones.append((phone["t"], float(phone["b"]), float(phone["b"]) + float(phone["d"])))
+    return phones
+
+
+def evaluate_audio_only(model, folder: str, template: np.ndarray, triangles: np.ndarray) -> dict:
+    """Real speech without ground-truth motion: does the mouth close at bilabials and open at open vowels?"""
+    from .audio import load_audio
+    from .models import Conditioning
+
+    rig = FaceRig(template, triangles)
+    closed, openings, bilabial_gaps, per_clip = [], [], [], {}
+    for alignment in sorted(glob.glob(os.path.join(folder, "*.phone.json"))):
+        wav = alignment.replace(".phone.json", ".wav")
+        if not os.path.isfile(wav):
+            continue
+        phones = read_phone_alignment(alignment)
+        gap = rig.lip_gap(template + model.predict(load_audio(wav), template, Conditioning()).offsets) * 1000
+        c, o = lip_events(gap, phones)
+        times = np.arange(len(gap)) / 30.0
+        for phone, start, end in phones:
+            if phone in BILABIALS:
+                near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
+                if near.any():
+                    bilabial_gaps.append(float(gap[near].min()))
+        closed += c
+        openings += o
+        per_clip[os.path.basename(wav)] = {"closure_rate": float(np.mean(c)) if c else None,
+                                           "open_vowel_gap_mm": float(np.mean(o)) if o else None}
+    return {
+        "clips": len(per_clip),
+        "bilabials": len(closed),
+        "closure_rate": float(np.mean(closed)) if closed else None,
+        "bilabial_min_gap_mm": float(np.mean(bilabial_gaps)) if bilabial_gaps else None,
+        "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
+        "per_clip": per_clip,
+    }
+
+
+def main_evaluate(args) -> int:
+    from .device import pick_device
+    from .flame import load_template
+    from .mesh_io import read_mesh
+    from .models import load_model
+
+    model = load_model(args.model, pick_device(args.device))
+    template = load_template(args.template)
+    triangles = read_mesh(args.template)[1]
+    results = {}
+    if args.data:
+        results["dataset"] = evaluate_dataset(model, args.data, args.split, args.masks, triangles)
+    if args.audio_only:
+        results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles)
+    for section, values in results.items():
+        print(f"[{section}]")
+        for key, value in values.items():
+            if key != "per_clip":
+                print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=1)
+    return 0 if results else (print("error: give --data DIR and/or --audio-only DIR", file=sys.stderr) or 2)
