@@ -151,7 +151,10 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     model_config = {**config.model, "styles": subjects, "n_vertices": int(train_clips[0].template.shape[0])}
     model = build_model(model_config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
+    # warm-up then cosine decay over config.steps, read at every step so a resumed run can be extended
+    warmup = max(1, config.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
+        1 + np.cos(np.pi * min(s, config.steps) / config.steps)) + 0.02)
     checkpoint = os.path.join(out, "checkpoint.pt")
     start_step, history = 0, []
     if os.path.isfile(checkpoint):

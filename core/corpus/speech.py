@@ -95,7 +95,8 @@ def synthesise(text: str, voice: str, stretch: float = 1.0, pitch_cents: float =
         subprocess.run(["festival", "-b", script], check=True, capture_output=True, timeout=120)
         source = raw
         if abs(pitch_cents) > 1:
-            subprocess.run(["sox", raw, shifted, "pitch", f"{pitch_cents:.0f}"], check=True, capture_output=True)
+            # -D: no dither, so the same seed gives the same audio
+            subprocess.run(["sox", "-D", raw, shifted, "pitch", f"{pitch_cents:.0f}"], check=True, capture_output=True)
             source = shifted
         samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
         samples = samples.mean(axis=1)

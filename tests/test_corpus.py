@@ -1,0 +1,139 @@
+"""The synthetic corpus: layout, determinism, and the physical claims on generated sequences."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from core.corpus.articulation import BILABIALS, OPEN_VOWELS, FaceRig
+
+needs_festival = pytest.mark.skipif(shutil.which("festival") is None or shutil.which("sox") is None,
+                                    reason="needs festival and sox (apt-get install festival festvox-kallpc16k "
+                                           "festvox-kdlpc16k festvox-us-slt-hts sox; .ci/run installs them)")
+
+
+def make_corpus(folder, speakers=3, sentences=4, seed=0):
+    import glob
+
+    from core.corpus.generate import generate_corpus
+
+    heads = sorted(glob.glob(str(shared_path("flame") / "*.ply")))
+    eyelids = np.load(shared_path("flame/l_eyelid.npy")) + np.load(shared_path("flame/r_eyelid.npy"))
+    return generate_corpus(str(folder), speakers, sentences, seed, heads, eyelids.astype(np.float32), workers=2,
+                           progress=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    if shutil.which("festival") is None or shutil.which("sox") is None:
+        pytest.skip("needs festival and sox (.ci/run installs them)")
+    folder = tmp_path_factory.mktemp("corpus")
+    make_corpus(folder)
+    return folder
+
+
+@needs_festival
+def test_layout_is_vocasets(tiny_corpus):
+    splits = json.loads((tiny_corpus / "splits.json").read_text())
+    subjects = splits["train"] + splits["val"] + splits["test"]
+    assert len(subjects) == 3 and splits["test"] and splits["train"]
+    templates = pickle.loads((tiny_corpus / "templates.pkl").read_bytes())
+    assert set(templates) == set(subjects) and all(t.shape == (5023, 3) for t in templates.values())
+    for subject in subjects:
+        for k in range(1, 5):
+            stem = f"{subject}_sentence{k:02d}"
+            motion = np.load(tiny_corpus / "vertices_npy" / f"{stem}.npy")
+            meta = json.loads((tiny_corpus / "meta" / f"{stem}.json").read_text())
+            import soundfile
+
+            info = soundfile.info(str(tiny_corpus / "wav" / f"{stem}.wav"))
+            assert info.samplerate == 16000
+            assert motion.dtype == np.float32 and motion.shape[1] == 15069
+            assert abs(motion.shape[0] - round(info.duration * 30)) <= 1
+            assert meta["phones"] and meta["voice"]["name"] and meta["style"]
+    voices = {name: s["voice"] for name, s in splits["speakers"].items()}
+    train_voices = {voices[s] for s in splits["train"]}
+    assert not any(voices[s] in train_voices for s in splits["test"])  # test voices unseen in training
+
+
+@needs_festival
+def test_same_seed_same_corpus(tiny_corpus, tmp_path):
+    make_corpus(tmp_path, speakers=3, sentences=4, seed=0)
+    for sub in ("vertices_npy", "wav"):
+        for path in sorted((tiny_corpus / sub).iterdir()):
+            assert hashlib.sha1(path.read_bytes()).digest() == hashlib.sha1((tmp_path / sub / path.name).read_bytes()).digest()
+
+
+def measure(corpus):
+    from core.data import load_clips
+    from core.mesh_io import read_mesh
+
+    triangles = read_mesh(str(shared_path("flame/FLAME_sample.ply")))[1]
+    splits = json.loads((corpus / "splits.json").read_text())
+    stats = {"bilabial": [], "open": [], "rounding": [], "crossing": [], "accel": [], "alignment": []}
+    for clip in load_clips(str(corpus), subjects=splits["train"] + splits["val"] + splits["test"]):
+        vertices = clip.vertices()
+        rig = FaceRig(clip.template, triangles)
+        gap = rig.lip_gap(vertices) * 1000
+        width = rig.mouth_width(vertices) / rig.mouth_width(clip.template[None])[0]
+        times = np.arange(len(gap)) / 30
+        stats["crossing"].append(gap.min() - rig.rest_gap * 1000)
+        stats["accel"].append(np.abs(np.diff(vertices[:, rig.w_lips > 0.5], 2, axis=0)).max() * 1000)
+        for phone, start, end in clip.phones:
+            near = (times >= start - 1 / 30) & (times <= end + 1 / 30)
+            if not near.any():
+                continue
+            if phone in BILABIALS:
+                stats["bilabial"].append(gap[near].min())
+                closed_at = times[near][np.argmin(gap[near])]
+                stats["alignment"].append(closed_at - np.clip(closed_at, start, end))
+            elif phone in OPEN_VOWELS and end - start >= 0.1:
+                stats["open"].append(gap[near].max())
+            elif phone in ("UW", "OW") and end - start >= 0.08:
+                stats["rounding"].append(1 - width[near].min())
+    return {k: np.array(v) for k, v in stats.items()}
+
+
+@needs_festival
+def test_physical_claims_hold(tiny_corpus):
+    stats = measure(tiny_corpus)
+    assert len(stats["bilabial"]) >= 5 and stats["bilabial"].max() < 0.5  # bilabials close under 0.5 mm
+    assert len(stats["open"]) >= 3 and stats["open"].max() <= 15.0 and 8.0 <= np.median(stats["open"]) <= 15.0
+    assert len(stats["rounding"]) >= 2 and stats["rounding"].min() >= 0.15  # rounded vowels narrow >= 15%
+    assert stats["crossing"].min() >= -0.05  # lips never pass through each other
+    assert stats["accel"].max() < 8.0  # mm per frame^2: no jumps
+    assert np.abs(stats["alignment"]).max() <= 1 / 30 + 1e-6  # closure within a frame of the consonant
+
+
+def test_sentences_cover_every_phoneme():
+    pytest.importorskip("pocketsphinx", reason="the CMU dictionary comes with pocketsphinx")
+    from collections import Counter
+
+    from core.corpus.sentences import PHONEMES, SentenceGenerator
+
+    generator = SentenceGenerator(seed=5)
+    counts = Counter(p for s in generator.sentences(40) for p in generator.phonemes(s))
+    assert all(counts[p] >= 3 for p in PHONEMES), {p: counts[p] for p in PHONEMES if counts[p] < 3}
+    assert SentenceGenerator(seed=5).sentences(5) == SentenceGenerator(seed=5).sentences(5)
+
+
+def test_rig_closes_lips_exactly_and_anticipates_rounding(flame_mesh):
+    from core.corpus.articulation import J_ROUND, SpeakingStyle, viseme_curves
+    from core.corpus.speech import Phone
+
+    verts, tris = flame_mesh
+    rig = FaceRig(verts, tris)
+    # "s t uw": rounding of /uw/ must already be under way during /s/ and /t/
+    phones = [Phone("SIL", 0, 0.2), Phone("S", 0.2, 0.3), Phone("T", 0.3, 0.36), Phone("UW", 0.36, 0.6),
+              Phone("M", 0.6, 0.7), Phone("AA", 0.7, 0.95), Phone("SIL", 0.95, 1.2)]
+    curves = viseme_curves(phones, 36, SpeakingStyle())
+    assert curves[int(0.33 * 30), J_ROUND] > 0.3  # during /t/
+    gap = rig.lip_gap(rig.deform(curves, SpeakingStyle())) * 1000
+    assert gap[int(0.65 * 30)] < 0.5
+    assert gap[int(0.85 * 30)] > 8.0

@@ -1,0 +1,65 @@
+"""Loading VOCASET layouts, training a tiny model, resuming, and evaluating it."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import shared_path
+from test_corpus import tiny_corpus  # noqa: F401  (fixture)
+
+
+def test_real_vocaset_layout_is_read(tmp_path, speech_path):
+    """VOCASET as FaceFormer users have it: 60 fps meshes, a Python 2 templates pickle, no meta, standard split."""
+    from core.data import VOCASET_SPLIT, load_clips
+
+    audio, rate = soundfile.read(str(speech_path))
+    (tmp_path / "wav").mkdir()
+    (tmp_path / "vertices_npy").mkdir()
+    subject = VOCASET_SPLIT["test"][0]
+    templates = {subject: np.zeros((5023, 3), dtype=np.float64)}
+    (tmp_path / "templates.pkl").write_bytes(pickle.dumps(templates, protocol=2))
+    for sentence in (2, 22):
+        stem = f"{subject}_sentence{sentence:02d}"
+        soundfile.write(str(tmp_path / "wav" / f"{stem}.wav"), audio, rate)
+        frames = np.arange(round(len(audio) / rate * 60))[:, None] * np.ones((1, 15069))
+        np.save(tmp_path / "vertices_npy" / f"{stem}.npy", frames.astype(np.float32))
+    clips = load_clips(str(tmp_path), "test")
+    assert [c.sentence for c in clips] == ["sentence22"]  # test sentences are 21-40
+    motion = clips[0].vertices()
+    assert clips[0].source_fps == 60.0 and motion.shape == (round(len(audio) / rate * 30), 5023, 3)
+    assert motion[1, 0, 0] == 2.0  # every second frame
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_tiny_training_run_learns_resumes_and_evaluates(tiny_corpus, tmp_path):  # noqa: F811
+    from core.evaluate import evaluate_audio_only, evaluate_dataset
+    from core.mesh_io import read_mesh
+    from core.models import load_model
+    from core.train import TrainConfig, train
+
+    config = TrainConfig(steps=100, batch=4, crop_frames=60, validate_every=100, lr=3e-3,
+                         model={"architecture": "imitator", "d_model": 32, "n_heads": 2, "ffn_dim": 64,
+                                "mlp_hidden": 32, "n_basis": 16, "window_frames": 60, "overlap_frames": 15})
+    lines = []
+    folder = train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
+    history = json.loads((tmp_path / "run" / "model" / "training.json").read_text())["history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses[-1] < losses[0] * 0.5, losses
+    model = load_model(folder)
+    assert model.styles == json.loads((tiny_corpus / "splits.json").read_text())["train"]
+
+    config.steps = 150
+    train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
+    assert "resumed from step 100" in lines
+
+    triangles = read_mesh(str(shared_path("flame/FLAME_sample.ply")))[1]
+    scores = evaluate_dataset(model, str(tiny_corpus), "test", str(shared_path("flame/FLAME_masks.pkl")), triangles)
+    assert scores["clips"] == 4 and np.isfinite(scores["LVE_x1e-5"]) and scores["MVE_mm"] > 0
+    assert scores["closure_rate_ground_truth"] == 1.0
+    real = evaluate_audio_only(model, str(shared_path("audio/librivox")), read_mesh(str(shared_path("flame/FLAME_sample.ply")))[0], triangles)
+    assert real["clips"] == 5 and real["bilabials"] > 20 and 0.0 <= real["closure_rate"] <= 1.0
