@@ -32,11 +32,6 @@ def _model_items(self, context):
     return _enum_cache["models"]
 
 
-def _style_items(self, context):
-    _enum_cache["styles"] = [("", "Model default", "The model's average speaking style")]
-    return _enum_cache["styles"]
-
-
 class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
     audio_source: EnumProperty(
         name="Audio", items=[("STRIP", "Sound Strip", "A sound strip of this scene's sequencer"),

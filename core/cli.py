@@ -94,7 +94,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .device import pick_device
     from .errors import OutputError
-    from .flame import load_template
+    from .flame import check_topology
     from .mesh_io import read_mesh, write_npy, write_pc2
     from .models import Conditioning, load_model
     from .pipeline import animate
@@ -107,8 +107,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
     if not args.fps > 0:
         raise OutputError(f"--fps must be positive, got {args.fps}.")
 
-    template = load_template(args.template)
-    _, triangles = read_mesh(args.template)
+    template, triangles = read_mesh(args.template)
+    check_topology(len(template), triangles, args.template)
     audio = load_audio(args.audio)
     conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed).validate()
     model = load_model(args.model, device=pick_device(args.device))

@@ -54,17 +54,38 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
 
     @staticmethod
     def _draw_target(layout, obj):
-        from ..blender.target import check_target
-
-        try:
-            check_target(obj)
-        except TopologyError as exc:
+        problem = _target_problem(obj)
+        if problem:
             box = layout.box()
             box.label(text="Target is not a FLAME head", icon="ERROR")
-            for line in _wrap(str(exc), 48):
+            for line in _wrap(problem, 48):
                 box.label(text=line)
             return
         layout.label(text=f"Target: {obj.name} (FLAME)", icon="CHECKMARK")
+
+
+# The panel redraws often; the topology check reads every triangle, so remember its verdict per mesh
+# state. Generate checks again for real before it changes anything.
+_verdicts: dict[tuple, str] = {}
+
+
+def _target_problem(obj) -> str:
+    from ..blender.target import check_target
+
+    if obj is None or obj.type != "MESH":
+        key = (None if obj is None else obj.name, None)
+    else:
+        mesh = obj.data
+        key = (obj.name, mesh.as_pointer(), len(mesh.vertices), len(mesh.polygons), len(mesh.loops))
+    if key not in _verdicts:
+        try:
+            check_target(obj)
+            _verdicts[key] = ""
+        except TopologyError as exc:
+            _verdicts[key] = str(exc)
+        if len(_verdicts) > 64:
+            _verdicts.pop(next(iter(_verdicts)))
+    return _verdicts[key]
 
 
 def _wrap(text: str, width: int) -> list[str]:

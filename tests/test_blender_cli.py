@@ -153,3 +153,32 @@ def test_manifest_passes_blenders_validator_and_the_extension_builds(tmp_path):
     names = zipfile.ZipFile(archive).namelist()
     assert "blender_manifest.toml" in names and "core/pipeline.py" in names and "operators/generate.py" in names
     assert not any(n.startswith(("tests/", ".venv/", ".git/")) for n in names)
+
+
+def test_extension_registers_without_torch_and_says_how_to_install_it(tmp_path):
+    """Blender's bundled Python has no torch until the user installs it: the add-on must still load and
+    tell them what to do, rather than fail to register."""
+    code = f"""
+import sys
+sys.modules["torch"] = None  # import torch now raises ImportError, as in a fresh Blender
+import bpy, addon_utils
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.context.preferences.extensions.repos.new(name="t", module="notorch", custom_directory={str(tmp_path)!r}, source="USER")
+module = addon_utils.enable("bl_ext.notorch.talking_head", default_set=True, handle_error=None)
+prefs = sys.modules["bl_ext.notorch.talking_head.preferences"]
+print("MISSING", prefs.missing_modules())
+lines = []
+class Box:
+    def label(self, text="", icon="NONE"): lines.append(text)
+class Layout(Box):
+    def prop(self, *a, **k): pass
+    def box(self): return self
+addon = bpy.context.preferences.addons["bl_ext.notorch.talking_head"]
+type(addon.preferences).draw(type("P", (), {{"layout": Layout(), **{{k: getattr(addon.preferences, k) for k in ("device",)}}}})(), bpy.context)
+print("HELP", " | ".join(lines))
+"""
+    (tmp_path / "talking_head").symlink_to(REPO, target_is_directory=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "MISSING ['torch']" in result.stdout
+    assert "pip install torch==2.13.0" in result.stdout

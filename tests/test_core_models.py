@@ -81,3 +81,11 @@ def test_autoregressive_and_parallel_modes_share_weights(speech, flame_mesh):
 def test_missing_model_lists_what_is_installed(weights_dir):
     with pytest.raises(ModelError, match="Available: default"):
         resolve_model_dir("nonexistent")
+
+
+def test_audio_context_convolutions_round_trip(tmp_path, speech, flame_mesh):
+    model = make_tiny_model(audio_conv_layers=2)
+    save_model(model, str(tmp_path / "conv"))
+    loaded = load_model(str(tmp_path / "conv"))
+    np.testing.assert_array_equal(model.predict(speech, flame_mesh[0], Conditioning()).offsets,
+                                  loaded.predict(speech, flame_mesh[0], Conditioning()).offsets)

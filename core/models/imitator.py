@@ -36,6 +36,9 @@ DEFAULTS = {
     # frames each side of the aligned audio frame a motion frame may attend to (0 = diagonal, as Imitator)
     "align_lookback": 0,
     "align_lookahead": 0,
+    # 1-D convolutions (kernel 5) over the audio features before the decoder: the local acoustic context
+    # that wav2vec features carry and plain log-mel frames lack; 0 = Imitator's linear projection
+    "audio_conv_layers": 0,
     # long audio is decoded in windows (frames at the motion rate) that overlap and cross-fade
     "window_frames": 600,
     "overlap_frames": 60,
@@ -75,6 +78,8 @@ class ImitatorModel(nn.Module):
         d = int(cfg["d_model"])
 
         self.audio_projection = nn.Linear(self.encoder.feature_dim, d)
+        self.audio_context = nn.ModuleList(
+            nn.Conv1d(d, d, kernel_size=5, padding=2) for _ in range(int(cfg["audio_conv_layers"])))
         layer = nn.TransformerDecoderLayer(d, int(cfg["n_heads"]), int(cfg["ffn_dim"]), dropout=0.0, batch_first=True)
         self.viseme_decoder = nn.TransformerDecoder(layer, int(cfg["n_layers"]))
         self.feedback = nn.Linear(d, d)  # autoregressive mode: previous viseme feature -> next input
@@ -107,6 +112,8 @@ class ImitatorModel(nn.Module):
         batch, n_frames, _ = audio_features.shape
         device = audio_features.device
         memory = self.audio_projection(audio_features)
+        for conv in self.audio_context:  # residual, so an untrained stack starts as the identity-ish path
+            memory = memory + torch.nn.functional.gelu(conv(memory.transpose(1, 2))).transpose(1, 2)
         positions = sinusoidal_encoding(n_frames, memory.shape[-1], device)
         causal = nn.Transformer.generate_square_subsequent_mask(n_frames, device=device)
         align = alignment_mask(n_frames, int(self.config["align_lookback"]), int(self.config["align_lookahead"]), device)

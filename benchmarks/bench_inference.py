@@ -1,0 +1,87 @@
+"""Speed and memory of speech-to-motion on this machine: prints figures, asserts nothing.
+
+    .venv/bin/python benchmarks/bench_inference.py [--model default] [--seconds 60] [--repeats 3]
+
+End to end = read the audio file, encode, decode, offsets on a FLAME head at 30 fps (what
+`python -m core animate` does minus writing the file). The speech is real: the clips of
+../shared/audio concatenated to the requested length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = REPO.parent / "shared"
+
+
+def real_speech(seconds: float) -> np.ndarray:
+    from core.audio import load_audio
+
+    clips = sorted(glob.glob(str(SHARED / "audio" / "librivox" / "*.wav"))) + sorted(
+        glob.glob(str(SHARED / "audio" / "a2f" / "*.wav")))
+    if not clips:
+        sys.exit("needs ../shared/audio (real speech clips)")
+    pieces, total = [], 0
+    while total < seconds * 16000:
+        for clip in clips:
+            pieces.append(load_audio(clip))
+            total += len(pieces[-1])
+    return np.concatenate(pieces)[: int(seconds * 16000)]
+
+
+def main() -> int:
+    import soundfile
+    import torch
+
+    from core.audio import load_audio
+    from core.flame import load_template
+    from core.mesh_io import read_mesh
+    from core.models import Conditioning, load_model
+    from core.pipeline import animate
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modes", default="parallel,autoregressive")
+    args = parser.parse_args()
+
+    head = str(SHARED / "flame" / "FLAME_sample.ply")
+    template, triangles = load_template(head), read_mesh(head)[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "speech.wav")
+        soundfile.write(wav, real_speech(args.seconds), 16000)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+        print(f"audio: {args.seconds:g} s of real speech, model '{args.model}'")
+        for mode in args.modes.split(","):
+            model = load_model(args.model)
+            model.config["mode"] = mode
+            repeats = args.repeats if mode == "parallel" else 1
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                audio = load_audio(wav)
+                motion = animate(audio, template, triangles, model, Conditioning(), 30.0)
+                times.append(time.perf_counter() - started)
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{mode:>15}: {np.median(times):6.2f} s end to end (median of {repeats}), "
+                  f"{motion.n_frames} frames, {motion.n_frames / np.median(times):7.1f} frames/s, "
+                  f"process peak RSS {peak_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
