@@ -89,6 +89,8 @@ def audio_files(tmp_path_factory, speech_path) -> dict[str, Path]:
         "speech": speech_path,
         "stereo48k": folder / "stereo_48k.wav",
         "flac": folder / "speech.flac",
+        "ogg": folder / "speech.ogg",
+        "mp3": folder / "speech.mp3",
         "silent": folder / "silent.wav",
         "corrupt": folder / "corrupt.wav",
         "empty": folder / "empty.wav",
@@ -96,6 +98,8 @@ def audio_files(tmp_path_factory, speech_path) -> dict[str, Path]:
     }
     soundfile.write(files["stereo48k"], stereo, 48000)
     soundfile.write(files["flac"], librosa.resample(speech, orig_sr=48000, target_sr=22050), 22050)
+    soundfile.write(files["ogg"], speech, 48000, format="OGG", subtype="VORBIS")
+    soundfile.write(files["mp3"], librosa.resample(speech, orig_sr=48000, target_sr=44100), 44100, format="MP3")
     soundfile.write(files["silent"], np.zeros(32000, dtype=np.float32), 16000)
     files["corrupt"].write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(300))
     files["empty"].write_bytes(b"")

@@ -11,12 +11,13 @@ def test_real_speech_loads_as_16k_mono(speech_path):
     assert len(samples) / SAMPLE_RATE == pytest.approx(2.99, abs=0.01)
 
 
-def test_stereo_48k_and_flac_resample_to_the_same_duration(audio_files):
+@pytest.mark.parametrize("name", ["stereo48k", "flac", "ogg", "mp3"])
+def test_other_formats_and_rates_resample_to_the_same_duration(audio_files, name):
     reference = load_audio(str(audio_files["speech"]))
-    for name in ("stereo48k", "flac"):
-        samples = load_audio(str(audio_files[name]))
-        assert samples.ndim == 1
-        assert abs(len(samples) - len(reference)) <= SAMPLE_RATE * 0.01, name
+    samples = load_audio(str(audio_files[name]))
+    assert samples.ndim == 1
+    # mp3 encoders pad a few milliseconds at the ends
+    assert abs(len(samples) - len(reference)) <= SAMPLE_RATE * (0.06 if name == "mp3" else 0.01), name
 
 
 def test_window_of_a_file(speech_path):
