@@ -51,3 +51,14 @@ def action_fcurves(action: bpy.types.Action) -> list:
                     curves.extend(bag.fcurves)
         return curves
     return list(getattr(action, "fcurves", []))
+
+
+def remove_fcurves(action: bpy.types.Action, data_paths: set[str]) -> None:
+    """Remove the F-curves of `action` that animate any of `data_paths`."""
+    if hasattr(action, "layers") and len(action.layers):
+        bags = [bag.fcurves for layer in action.layers for strip in layer.strips for bag in strip.channelbags]
+    else:
+        bags = [action.fcurves]
+    for fcurves in bags:
+        for fcurve in [f for f in fcurves if f.data_path in data_paths]:
+            fcurves.remove(fcurve)

@@ -1,6 +1,6 @@
 """Output mode "shape keys": the motion's basis as shape keys, their weights as one Action.
 
-Keys are named TH.<n> (TH<take>.<n> when takes are kept), so a re-generate replaces exactly
+Keys are named TH<take>.<n> (TH1.000, ... until takes are kept), so a re-generate replaces exactly
 the keys and Action it made before and nothing the animator made. Keyframes are written in bulk.
 """
 
@@ -10,7 +10,7 @@ import bpy
 import numpy as np
 
 from ..core.pipeline import SceneMotion
-from .compat import action_fcurves, assign_action, new_fcurves
+from .compat import action_fcurves, assign_action, new_fcurves, remove_fcurves
 
 TAKE_PROPERTY = "talking_head_take"  # custom property marking Actions this add-on made
 KEY_PREFIX = "TH"
@@ -27,10 +27,11 @@ def _take_actions() -> list[bpy.types.Action]:
 
 
 def _keys_used_by(actions: list[bpy.types.Action]) -> set[str]:
+    """Keys the takes really animate; a single zero keyframe only holds another take's key at rest."""
     used = set()
     for action in actions:
         for fcurve in action_fcurves(action):
-            if fcurve.data_path.startswith('key_blocks["'):
+            if fcurve.data_path.startswith('key_blocks["') and len(fcurve.keyframe_points) > 1:
                 used.add(fcurve.data_path.split('"')[1])
     return used
 
@@ -60,13 +61,17 @@ def write_shape_keys(obj: bpy.types.Object, motion: SceneMotion, start_frame: fl
         else:
             bpy.data.actions.remove(previous)
     take = 1 + max((int(a[TAKE_PROPERTY]) for a in kept), default=0)
-    prefix = f"{KEY_PREFIX}{take}" if keep_takes else KEY_PREFIX
+    prefix = f"{KEY_PREFIX}{take}"  # TH1 until takes are kept; a kept take's keys are never reused
 
     # remove our keys nothing kept refers to (the replaced take's); never the animator's own keys
     still_used = _keys_used_by(kept)
+    removed = set()
     for block in list(key.key_blocks):
         if _is_ours(block.name) and block.name not in still_used:
+            removed.add(f'key_blocks["{block.name}"].value')
             obj.shape_key_remove(block)
+    for old in kept:  # their zero-holds of the removed keys go too
+        remove_fcurves(old, removed)
 
     # normalise each key so its weight spans [-1, 1]: sliders stay in range and read naturally
     shapes = [motion.mean] + list(motion.basis)

@@ -101,7 +101,7 @@ def test_shape_keys_match_the_prediction_frame_by_frame(head, flame_mesh, fps):
 
     keys = head.data.shape_keys
     names = [k.name for k in keys.key_blocks]
-    assert names[0] == "Basis" and "TH.mean" in names and len(names) <= 1 + 1 + 6
+    assert names[0] == "Basis" and "TH1.mean" in names and len(names) <= 1 + 1 + 6
     action = keys.animation_data.action
     assert action.get("talking_head_take")
     from blender_helpers import addon_module
@@ -133,6 +133,16 @@ def test_regenerate_replaces_and_keep_takes_keeps(head, speech_path):
     bpy.context.scene.frame_set(20)
     active = [k.name for k in keys.key_blocks[1:] if abs(k.value) > 1e-6]
     assert active and all(name.split(".")[0] == active[0].split(".")[0] for name in active)
+
+    # replacing the newest take removes its keys and every hold of them, and keeps the older takes
+    keys.animation_data.action = max(takes, key=lambda a: a["talking_head_take"])
+    assert drive_generate(keep_takes=False)[0] == {"FINISHED"}
+    compat = addon_module("blender.compat")
+    prefixes = {k.name.split(".")[0] for k in keys.key_blocks[1:]}
+    kept = [a for a in bpy.data.actions if a.get("talking_head_take") and a.use_fake_user]
+    assert len(kept) == 2 and len(prefixes) == 3  # two kept takes + the new one, no leftovers
+    referenced = {c.data_path.split('"')[1] for a in bpy.data.actions for c in compat.action_fcurves(a)}
+    assert referenced <= {k.name for k in keys.key_blocks}
 
 
 def test_vertex_cache_plays_the_prediction(head, flame_mesh, speech_path, tmp_path):
