@@ -87,10 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     vertices = motion.vertices(template)
     opening = np.linalg.norm(motion.offsets(), axis=2).max(axis=1)
     picks = sorted(set(np.linspace(0, len(vertices) - 1, 7).astype(int)) | {int(opening.argmax())})
-    centre, half = frame_bounds(template)
-    mouth_centre = centre.copy()
-    mouth_centre[1] = template[:, 1].min() + 0.6 * (template[:, 1].max() - template[:, 1].min()) * 0.5
-    images = [render(vertices[i], triangles, "front", 192, bounds=(mouth_centre, half), crop=0.45) for i in picks]
+    from talking_head.core.head_frame import MOUTH_LOOP_SIZE, boundary_loops
+
+    _, half = frame_bounds(template)
+    mouth = next(loop for loop in boundary_loops(triangles) if len(loop) == MOUTH_LOOP_SIZE)
+    mouth_centre = template[mouth].mean(axis=0) + np.array([0.0, -0.008, 0.0])  # lips and chin in view
+    images = [render(vertices[i], triangles, "front", 192, bounds=(mouth_centre, half), crop=0.3) for i in picks]
     preview = os.path.join(args.out, "demo_preview.png")
     write_png(preview, grid(images, columns=4))
     print(f"wrote {blend} and {preview} ({len(vertices)} frames at {args.fps:g} fps)", file=sys.stderr)
