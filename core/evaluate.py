@@ -44,21 +44,25 @@ def fdd(pred: np.ndarray, truth: np.ndarray, template: np.ndarray, upper: np.nda
     return float(np.mean(motion_truth - motion_pred))
 
 
-def lip_events(gap_mm: np.ndarray, phones, fps: float = 30.0) -> tuple[list[bool], list[float]]:
-    """Whether each bilabial closes (gap < 1 mm within 60 ms), and the peak gap of each open vowel."""
+def lip_events(gap_mm: np.ndarray, phones, fps: float = 30.0) -> tuple[list[float], list[float]]:
+    """The smallest gap within 60 ms of each bilabial, and the largest gap during each open vowel (mm)."""
     times = np.arange(len(gap_mm)) / fps
-    closed, openings = [], []
+    bilabial_gaps, openings = [], []
     for phone, start, end in phones:
         label = "".join(c for c in str(phone).upper() if c.isalpha())
         if label in BILABIALS:
             near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
             if near.any():
-                closed.append(bool(gap_mm[near].min() < CLOSED_MM))
+                bilabial_gaps.append(float(gap_mm[near].min()))
         elif label in OPEN_VOWELS:
             inside = (times >= start) & (times <= end)
             if inside.any():
                 openings.append(float(gap_mm[inside].max()))
-    return closed, openings
+    return bilabial_gaps, openings
+
+
+def closure_rate(bilabial_gaps: list[float]) -> float | None:
+    return float(np.mean(np.array(bilabial_gaps) < CLOSED_MM)) if bilabial_gaps else None
 
 
 def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: np.ndarray, log=print) -> dict:
@@ -69,7 +73,7 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
     masks = load_masks(masks_path)
     lips = masks["lips"]
     upper = np.union1d(masks["forehead"], masks["eye_region"])
-    lve_frames, mve, fdds, closed, openings, truth_closed = [], [], [], [], [], []
+    lve_frames, mve, fdds, bilabial_gaps, openings, truth_gaps = [], [], [], [], [], []
     rigs: dict[str, FaceRig] = {}
     for clip in load_clips(data, split):
         truth = clip.vertices()
@@ -82,17 +86,17 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         fdds.append(fdd(pred, truth, clip.template, upper))
         if clip.phones:
             rig = rigs.setdefault(clip.subject, FaceRig(clip.template, triangles))
-            c, o = lip_events(rig.lip_gap(pred) * 1000, clip.phones)
-            closed += c
-            openings += o
-            truth_closed += lip_events(rig.lip_gap(truth) * 1000, clip.phones)[0]
+            gaps, opened = lip_events(rig.lip_gap(pred) * 1000, clip.phones)
+            bilabial_gaps += gaps
+            openings += opened
+            truth_gaps += lip_events(rig.lip_gap(truth) * 1000, clip.phones)[0]
     return {
         "clips": len(mve),
         "LVE_x1e-5": float(np.mean(np.concatenate(lve_frames)) * 1e5),
         "MVE_mm": float(np.mean(mve) * 1000),
         "FDD_x1e-7": float(np.mean(fdds) * 1e7),
-        "closure_rate": float(np.mean(closed)) if closed else None,
-        "closure_rate_ground_truth": float(np.mean(truth_closed)) if truth_closed else None,
+        "closure_rate": closure_rate(bilabial_gaps),
+        "closure_rate_ground_truth": closure_rate(truth_gaps),
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
     }
 
@@ -114,28 +118,21 @@ def evaluate_audio_only(model, folder: str, template: np.ndarray, triangles: np.
     from .models import Conditioning
 
     rig = FaceRig(template, triangles)
-    closed, openings, bilabial_gaps, per_clip = [], [], [], {}
+    openings, bilabial_gaps, per_clip = [], [], {}
     for alignment in sorted(glob.glob(os.path.join(folder, "*.phone.json"))):
         wav = alignment.replace(".phone.json", ".wav")
         if not os.path.isfile(wav):
             continue
-        phones = read_phone_alignment(alignment)
         gap = rig.lip_gap(template + model.predict(load_audio(wav), template, Conditioning()).offsets) * 1000
-        c, o = lip_events(gap, phones)
-        times = np.arange(len(gap)) / 30.0
-        for phone, start, end in phones:
-            if phone in BILABIALS:
-                near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
-                if near.any():
-                    bilabial_gaps.append(float(gap[near].min()))
-        closed += c
-        openings += o
-        per_clip[os.path.basename(wav)] = {"closure_rate": float(np.mean(c)) if c else None,
-                                           "open_vowel_gap_mm": float(np.mean(o)) if o else None}
+        gaps, opened = lip_events(gap, read_phone_alignment(alignment))
+        bilabial_gaps += gaps
+        openings += opened
+        per_clip[os.path.basename(wav)] = {"closure_rate": closure_rate(gaps),
+                                           "open_vowel_gap_mm": float(np.mean(opened)) if opened else None}
     return {
         "clips": len(per_clip),
-        "bilabials": len(closed),
-        "closure_rate": float(np.mean(closed)) if closed else None,
+        "bilabials": len(bilabial_gaps),
+        "closure_rate": closure_rate(bilabial_gaps),
         "bilabial_min_gap_mm": float(np.mean(bilabial_gaps)) if bilabial_gaps else None,
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
         "per_clip": per_clip,

@@ -82,7 +82,8 @@ class ClipStore:
         self._cache: dict[int, tuple] = {}
         self._rigs: dict = {}
 
-    def _rig(self, clip: Clip):
+    def rig(self, clip: Clip):
+        """The articulation rig of the clip's subject: where its lips are and how to measure their gap."""
         from .corpus.articulation import FaceRig
 
         if clip.subject not in self._rigs:
@@ -98,7 +99,7 @@ class ClipStore:
             n = min(len(offsets), int(round(len(audio) / 16000 * 30)))
             contact = np.zeros(len(offsets), dtype=np.float32)
             if clip.phones:
-                rig = self._rig(clip)
+                rig = self.rig(clip)
                 gap = rig.lip_gap(vertices)
                 frames = np.arange(len(offsets))
                 for phone, start, end in clip.phones:
@@ -129,10 +130,6 @@ def flame_triangles() -> np.ndarray:
         else:
             raise FileNotFoundError("FLAME triangles needed: set TALKING_HEAD_FLAME to a FLAME .ply/.obj")
     return _TRIANGLES[0]
-
-
-def lip_mask(store: ClipStore, clip: Clip) -> np.ndarray:
-    return store._rig(clip).w_lips > 0.5
 
 
 def train(data: str, out: str, config: TrainConfig, log=print) -> str:
@@ -169,7 +166,7 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
 
     store = ClipStore(train_clips)
     val_store = ClipStore(val_clips)
-    masks = {c.subject: torch.from_numpy(lip_mask(store, c)) for c in train_clips}
+    masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in train_clips}
     onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
     started, running = time.time(), []
     model.train()

@@ -66,6 +66,9 @@ def canonical_head(path: str, triangles: np.ndarray) -> np.ndarray:
     return estimate_head_frame(head, triangles).points_to_canonical(head)
 
 
+_worker_rigs: dict[str, FaceRig] = {}  # per worker process: a speaker's rig is built once, not per clip
+
+
 def _clip(job: tuple) -> str:
     out, speaker, template, triangles, eyelids, sentence_id, text, seed = job
     import soundfile
@@ -73,7 +76,9 @@ def _clip(job: tuple) -> str:
     rng = np.random.default_rng([seed, int(speaker.name[3:]), sentence_id])
     audio, phones = synthesise(text, speaker.voice, speaker.stretch, speaker.pitch_cents)
     n_frames = max(1, int(round(len(audio) / 16000 * FPS)))
-    rig = FaceRig(template, triangles, eyelids)
+    if speaker.name not in _worker_rigs:
+        _worker_rigs[speaker.name] = FaceRig(template, triangles, eyelids)
+    rig = _worker_rigs[speaker.name]
     curves = viseme_curves(phones, n_frames, speaker.style)
     vertices = rig.deform(curves, speaker.style, blink_curve(n_frames, speaker.style.blink_rate, rng))
     stem = f"{speaker.name}_sentence{sentence_id:02d}"
