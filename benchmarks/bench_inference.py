@@ -56,6 +56,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="parallel,autoregressive")
+    parser.add_argument("--long-seconds", type=float, default=600.0,
+                        help="also animate this much speech in one go: memory and window seams (0 to skip)")
     args = parser.parse_args()
 
     head = str(SHARED / "flame" / "FLAME_sample.ply")
@@ -80,7 +82,37 @@ def main() -> int:
             print(f"{mode:>15}: {np.median(times):6.2f} s end to end (median of {repeats}), "
                   f"{motion.n_frames} frames, {motion.n_frames / np.median(times):7.1f} frames/s, "
                   f"process peak RSS {peak_mb:.0f} MB")
+        if args.long_seconds > 0:
+            long_recording(args, template, triangles)
     return 0
+
+
+def long_recording(args, template, triangles) -> None:
+    """A long take in one call: time, peak memory, and whether window joins show as jumps."""
+    import torch
+
+    from core.models import Conditioning, load_model
+    from core.pipeline import animate
+
+    model = load_model(args.model)
+    audio = real_speech(args.long_seconds)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    motion = animate(audio, template, triangles, model, Conditioning(), 30.0)
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the largest vertex move per frame (mm), in chunks so the measurement adds no memory of its own
+    step = np.concatenate([
+        np.linalg.norm(np.diff(motion.offsets(slice(i, min(i + 1001, motion.n_frames))), axis=0), axis=2).max(axis=1)
+        for i in range(0, motion.n_frames - 1, 1000)]) * 1000
+    hop = int(model.config["window_frames"]) - int(model.config["overlap_frames"])
+    joins = np.arange(hop, len(step), hop)
+    print(f"{args.long_seconds / 60:g}-minute recording: {elapsed:.1f} s, {motion.n_frames} frames, "
+          f"process peak RSS {peak:.0f} MB (was {before:.0f} MB before it)")
+    print(f"  frame-to-frame motion (largest vertex, mm): median {np.median(step):.3f}, 99th percentile "
+          f"{np.percentile(step, 99):.3f}; at the {len(joins)} window joins: median {np.median(step[joins]):.3f}, "
+          f"max {step[joins].max():.3f}")
+    del torch
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
     for clip in load_clips(data, split):
         truth = clip.vertices()
         audio = load_audio(clip.wav_path)
-        pred = clip.template + model.predict(audio, clip.template, Conditioning()).offsets
+        pred = clip.template + model.predict(audio, clip.template, Conditioning()).vertex_offsets()
         n = min(len(pred), len(truth))
         pred, truth = pred[:n], truth[:n]
         lve_frames.append(lve(pred, truth, lips))
@@ -123,7 +123,7 @@ def evaluate_audio_only(model, folder: str, template: np.ndarray, triangles: np.
         wav = alignment.replace(".phone.json", ".wav")
         if not os.path.isfile(wav):
             continue
-        gap = rig.lip_gap(template + model.predict(load_audio(wav), template, Conditioning()).offsets) * 1000
+        gap = rig.lip_gap(template + model.predict(load_audio(wav), template, Conditioning()).vertex_offsets()) * 1000
         gaps, opened = lip_events(gap, read_phone_alignment(alignment))
         bilabial_gaps += gaps
         openings += opened

@@ -237,7 +237,7 @@ def validate(model, store: ClipStore) -> float:
     errors = []
     for index in range(len(store.clips)):
         audio, offsets, _ = store.get(index)
-        pred = model.predict(audio, store.clips[index].template, Conditioning()).offsets[: len(offsets)]
+        pred = model.predict(audio, store.clips[index].template, Conditioning()).vertex_offsets()[: len(offsets)]
         errors.append(np.linalg.norm(pred - offsets[: len(pred)], axis=2).mean() * 1000)
     return float(np.mean(errors))
 

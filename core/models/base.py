@@ -44,9 +44,12 @@ class Conditioning:
 
 @dataclass
 class MotionPrediction:
-    """Per-frame vertex offsets from the template, in FLAME's canonical frame (metres)."""
+    """Per-frame vertex offsets from the template, in FLAME's canonical frame (metres).
 
-    offsets: np.ndarray  # (T, V, 3) float32
+    A model linear in a basis gives mean + basis + coefficients and no `offsets`: a 10-minute take
+    is then a few MB instead of a GB, and the offsets are derived only where needed."""
+
+    offsets: np.ndarray | None  # (T, V, 3) float32, or None when basis, coefficients and mean are given
     fps: float
     # offsets == mean + coefficients @ basis (flattened) when the model is linear in a basis
     basis: np.ndarray | None = None  # (K, V, 3)
@@ -56,7 +59,14 @@ class MotionPrediction:
 
     @property
     def n_frames(self) -> int:
-        return int(self.offsets.shape[0])
+        return int((self.offsets if self.offsets is not None else self.coefficients).shape[0])
+
+    def vertex_offsets(self) -> np.ndarray:
+        """(T, V, 3) offsets, derived from the basis when the model gave no `offsets`."""
+        if self.offsets is not None:
+            return self.offsets
+        flat = self.coefficients @ self.basis.reshape(len(self.basis), -1)
+        return flat.reshape(len(self.coefficients), -1, 3) + self.mean
 
 
 class MotionModel(Protocol):

@@ -185,11 +185,10 @@ class ImitatorModel(nn.Module):
                 coefficients[start + blend:end] = chunk[blend:]
             report((i + 1) / len(starts), f"Decoding motion {end}/{n_frames} frames")
 
-        offsets = self.offsets_from_coefficients(coefficients)
         basis = self.deformation_basis.weight.T.reshape(-1, self.n_vertices, 3)
         mean = self.deformation_basis.bias.reshape(self.n_vertices, 3)
         return MotionPrediction(
-            offsets=offsets.cpu().numpy().astype(np.float32),
+            offsets=None,  # the basis says it all; MotionPrediction.vertex_offsets() derives them
             fps=self.fps,
             basis=basis.cpu().numpy().astype(np.float32),
             coefficients=coefficients.cpu().numpy().astype(np.float32),
