@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FLAME-topology neutral heads to build identities from (default: ../shared/flame/*.ply)")
     corpus.add_argument("--eyelids", nargs="*", default=None,
                         help="eyelid-closing offset fields (5023,3) .npy, summed (default: ../shared/flame/*_eyelid.npy)")
+    sheet = commands.add_parser("contact-sheet", help="render the corpus rig's visemes (front and side) to a PNG")
+    sheet.add_argument("--out", required=True, help="output .png")
+    sheet.add_argument("--head", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"), help="FLAME head")
+
     trainer = commands.add_parser("train", help="train a model on VOCASET-layout data (synthetic or real)")
     trainer.add_argument("--data", required=True, help="VOCASET-layout folder")
     trainer.add_argument("--out", required=True, help="run folder: checkpoints, then model/ (resumes if present)")
@@ -122,6 +126,19 @@ def cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contact_sheet(args: argparse.Namespace) -> int:
+    from .corpus.contact_sheet import render_contact_sheet
+    from .flame import check_topology
+    from .head_frame import estimate_head_frame
+    from .mesh_io import read_mesh
+
+    head, triangles = read_mesh(args.head)
+    check_topology(len(head), triangles, args.head)
+    labels = render_contact_sheet(estimate_head_frame(head, triangles).points_to_canonical(head), triangles, args.out)
+    print(f"wrote {args.out}: columns {', '.join(labels)}; front view above side view", file=sys.stderr)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import main_train
 
@@ -134,7 +151,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return main_evaluate(args)
 
 
-COMMANDS = {"animate": cmd_animate, "corpus": cmd_corpus, "train": cmd_train, "evaluate": cmd_evaluate}
+COMMANDS = {"animate": cmd_animate, "corpus": cmd_corpus, "contact-sheet": cmd_contact_sheet, "train": cmd_train,
+            "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,3 +137,23 @@ def test_rig_closes_lips_exactly_and_anticipates_rounding(flame_mesh):
     gap = rig.lip_gap(rig.deform(curves, SpeakingStyle())) * 1000
     assert gap[int(0.65 * 30)] < 0.5
     assert gap[int(0.85 * 30)] > 8.0
+
+
+def test_contact_sheet_shows_each_viseme(flame_mesh, tmp_path):
+    import zlib
+
+    from core.corpus.contact_sheet import VISEMES, render_contact_sheet, viseme_shapes
+
+    verts, tris = flame_mesh
+    labels = render_contact_sheet(verts, tris, str(tmp_path / "sheet.png"), size=64)
+    assert labels == [label for label, _ in VISEMES]
+    data = (tmp_path / "sheet.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (len(VISEMES) * 64 + (len(VISEMES) - 1) * 4, 2 * 64 + 4)
+    rig = FaceRig(verts, tris)
+    shapes = dict(viseme_shapes(rig))
+    gap = {label: rig.lip_gap(v[None])[0] * 1000 for label, v in shapes.items()}
+    assert gap["p b m"] < 0.5 < 8.0 < gap["aa"] <= 15.0
+    assert rig.mouth_width(shapes["uw"][None])[0] < 0.85 * rig.mouth_width(shapes["rest"][None])[0]
+    assert zlib.crc32(data)  # a real file was written
