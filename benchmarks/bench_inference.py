@@ -46,8 +46,7 @@ def main() -> int:
     import torch
 
     from core.audio import load_audio
-    from core.flame import load_template
-    from core.mesh_io import read_mesh
+    from core.flame import load_flame_mesh
     from core.models import Conditioning, load_model
     from core.pipeline import animate
 
@@ -61,7 +60,7 @@ def main() -> int:
     args = parser.parse_args()
 
     head = str(SHARED / "flame" / "FLAME_sample.ply")
-    template, triangles = load_template(head), read_mesh(head)[1]
+    template, triangles = load_flame_mesh(head)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "speech.wav")
         soundfile.write(wav, real_speech(args.seconds), 16000)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def reconstruct(mean: np.ndarray, basis: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Offsets (T, V, 3) float32 from mean (V, 3), basis (K, V, 3) and coefficients (T, K).
+    float32 stays far below the 0.1 mm the writers promise and halves the memory of long takes."""
+    flat = coefficients.astype(np.float32) @ basis.reshape(len(basis), -1).astype(np.float32)
+    return flat.reshape(len(coefficients), -1, 3) + mean.astype(np.float32)
+
+
 def pca_basis(offsets: np.ndarray, tolerance_m: float = 2e-5, max_keys: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean (V,3), basis (K,V,3), coefficients (T,K) reproducing `offsets` (T,V,3) within
     `tolerance_m` per vertex, with as few keys as that allows (at most `max_keys`, else exact)."""

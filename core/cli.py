@@ -10,9 +10,8 @@ import os
 import sys
 
 from .errors import TalkingHeadError
+from .flame import SHARED_FLAME
 from .models.base import EMOTIONS
-
-SHARED_FLAME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "flame")
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +97,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .device import pick_device
     from .errors import OutputError
-    from .flame import check_topology
-    from .mesh_io import read_mesh, write_npy, write_pc2
+    from .flame import load_flame_mesh
+    from .mesh_io import write_npy, write_pc2
     from .models import Conditioning, load_model
     from .pipeline import animate
 
@@ -111,8 +110,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     if not args.fps > 0:
         raise OutputError(f"--fps must be positive, got {args.fps}.")
 
-    template, triangles = read_mesh(args.template)
-    check_topology(len(template), triangles, args.template)
+    template, triangles = load_flame_mesh(args.template)
     audio = load_audio(args.audio)
     conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed).validate()
     model = load_model(args.model, device=pick_device(args.device))
@@ -128,12 +126,10 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
 def cmd_contact_sheet(args: argparse.Namespace) -> int:
     from .corpus.contact_sheet import render_contact_sheet
-    from .flame import check_topology
+    from .flame import load_flame_mesh
     from .head_frame import estimate_head_frame
-    from .mesh_io import read_mesh
 
-    head, triangles = read_mesh(args.head)
-    check_topology(len(head), triangles, args.head)
+    head, triangles = load_flame_mesh(args.head)
     labels = render_contact_sheet(estimate_head_frame(head, triangles).points_to_canonical(head), triangles, args.out)
     print(f"wrote {args.out}: columns {', '.join(labels)}; front view above side view", file=sys.stderr)
     return 0

@@ -141,13 +141,11 @@ def evaluate_audio_only(model, folder: str, template: np.ndarray, triangles: np.
 
 def main_evaluate(args) -> int:
     from .device import pick_device
-    from .flame import load_template
-    from .mesh_io import read_mesh
+    from .flame import load_flame_mesh
     from .models import load_model
 
     model = load_model(args.model, pick_device(args.device))
-    template = load_template(args.template)
-    triangles = read_mesh(args.template)[1]
+    template, triangles = load_flame_mesh(args.template)
     results = {}
     if args.data:
         results["dataset"] = evaluate_dataset(model, args.data, args.split, args.masks, triangles)

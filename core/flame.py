@@ -9,6 +9,7 @@ FLAME data ships with the project.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 
@@ -18,6 +19,9 @@ N_VERTICES = 5023
 N_TRIANGLES = 9976
 # sha256 of the canonical triangle list (each triangle's indices sorted, rows sorted, int32 LE)
 TRIANGLES_SHA256 = "cb2e0bc686b21ecb"  # first 16 hex digits are plenty to tell meshes apart
+
+# ../shared/flame beside the checkout: where this workplace keeps FLAME meshes and masks (never committed)
+SHARED_FLAME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "flame")
 
 EXPECTED = f"a FLAME-topology head ({N_VERTICES} vertices, {N_TRIANGLES} triangles, FLAME's vertex order)"
 HOW_TO_FIX = (
@@ -49,10 +53,15 @@ def check_topology(n_vertices: int, triangles: np.ndarray | None, name: str = "m
         )
 
 
-def load_template(path: str) -> np.ndarray:
-    """A FLAME-topology neutral head (5023, 3) float32 from .ply, .obj or .npy, checked."""
+def load_flame_mesh(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Vertices (5023, 3) and triangles (None for .npy) of a FLAME-topology mesh file, checked."""
     from .mesh_io import read_mesh
 
     verts, triangles = read_mesh(path)
     check_topology(len(verts), triangles, name=path)
-    return verts
+    return verts, triangles
+
+
+def load_template(path: str) -> np.ndarray:
+    """A FLAME-topology neutral head (5023, 3) float32 from .ply, .obj or .npy, checked."""
+    return load_flame_mesh(path)[0]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import SAMPLE_RATE, check_speech
-from .basis import pca_basis
+from .basis import pca_basis, reconstruct
 from .flame import check_topology
 from .head_frame import IDENTITY_FRAME, estimate_head_frame
 from .models.base import CancelCheck, Conditioning, MotionModel, ProgressCallback
@@ -37,10 +37,7 @@ class SceneMotion:
         return int(self.coefficients.shape[0])
 
     def offsets(self, frames: slice | None = None) -> np.ndarray:
-        coeffs = self.coefficients if frames is None else self.coefficients[frames]
-        # float32 is far below the 0.1 mm the writers promise and halves the memory of long takes
-        flat = coeffs.astype(np.float32) @ self.basis.reshape(len(self.basis), -1).astype(np.float32)
-        return flat.reshape(len(coeffs), -1, 3) + self.mean
+        return reconstruct(self.mean, self.basis, self.coefficients if frames is None else self.coefficients[frames])
 
     def vertices(self, template: np.ndarray) -> np.ndarray:
         """Absolute positions (T, V, 3) on `template`."""

@@ -120,9 +120,9 @@ def flame_triangles() -> np.ndarray:
     if not _TRIANGLES:
         from .mesh_io import read_mesh
 
-        candidates = [os.environ.get("TALKING_HEAD_FLAME", ""),
-                      os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                   "shared", "flame", "FLAME_sample.ply")]
+        from .flame import SHARED_FLAME
+
+        candidates = [os.environ.get("TALKING_HEAD_FLAME", ""), os.path.join(SHARED_FLAME, "FLAME_sample.ply")]
         for path in candidates:
             if path and os.path.isfile(path):
                 _TRIANGLES.append(read_mesh(path)[1])

@@ -53,14 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     from talking_head.blender.audio_source import from_strip
     from talking_head.blender.job import apply, collect_request, compute
     from talking_head.core.errors import TalkingHeadError
-    from talking_head.core.flame import load_template
-    from talking_head.core.mesh_io import read_mesh
+    from talking_head.core.flame import load_flame_mesh
     from talking_head.core.models import Conditioning
     from talking_head.core.preview import frame_bounds, grid, render, write_png
 
     try:
-        template = load_template(args.head)
-        _, triangles = read_mesh(args.head)
+        template, triangles = load_flame_mesh(args.head)
         bpy.ops.wm.read_homefile(use_empty=True)
         scene = bpy.context.scene
         scene.render.fps, scene.render.fps_base = int(round(args.fps)), round(args.fps) / args.fps

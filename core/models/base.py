@@ -63,10 +63,9 @@ class MotionPrediction:
 
     def vertex_offsets(self) -> np.ndarray:
         """(T, V, 3) offsets, derived from the basis when the model gave no `offsets`."""
-        if self.offsets is not None:
-            return self.offsets
-        flat = self.coefficients @ self.basis.reshape(len(self.basis), -1)
-        return flat.reshape(len(self.coefficients), -1, 3) + self.mean
+        from ..basis import reconstruct
+
+        return self.offsets if self.offsets is not None else reconstruct(self.mean, self.basis, self.coefficients)
 
 
 class MotionModel(Protocol):
