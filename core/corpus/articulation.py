@@ -222,8 +222,18 @@ class FaceRig:
         # the table holds the opening beyond the rest gap (FLAME's closed lips overlap a little)
         return np.interp(np.asarray(gap_mm) / 1000.0 - min(self.rest_gap, 0.0), gaps, angles)
 
-    def deform(self, curves: np.ndarray, style: SpeakingStyle, blinks: np.ndarray | None = None) -> np.ndarray:
-        """Vertices (T, V, 3) for articulation curves (T, len(PARAMS))."""
+    def expression_fields(self):
+        """The emotion rig of this head (brows, eyes, cheeks, mouth corners), built on first use."""
+        if getattr(self, "_expressions", None) is None:
+            from .emotion import ExpressionFields
+
+            self._expressions = ExpressionFields(self)
+        return self._expressions
+
+    def deform(self, curves: np.ndarray, style: SpeakingStyle, blinks: np.ndarray | None = None,
+               expression: np.ndarray | None = None) -> np.ndarray:
+        """Vertices (T, V, 3) for articulation curves (T, len(PARAMS)) and optional expression
+        activations (T, len(emotion.EXPRESSIONS))."""
         T = len(curves)
         lips_side = 1.0 + style.asymmetry * self.x_rel  # one side of the mouth works harder
         out = self.template[None] + self._jaw_offsets(self.jaw_angle_for_gap(curves[:, J_JAW]))
@@ -239,13 +249,21 @@ class FaceRig:
         out[..., 1] += curves[:, J_TUCK, None] * 0.0025 * self.w_lower * lips_side
         out[..., 2] -= curves[:, J_TUCK, None] * 0.003 * self.w_lower * lips_side
         out[..., 1] += curves[:, J_RAISE, None] * 0.0015 * self.w_upper * lips_side
+        eyelid = np.zeros(T) if blinks is None else np.asarray(blinks, dtype=np.float64)
+        if expression is not None:  # before closure, so bilabials still close on an emotional face
+            fields = self.expression_fields()
+            expressed = fields.offsets(expression)
+            # rounding overrides the corners' pull outwards (a smiling "oo" still rounds)
+            expressed[..., 0] *= 1.0 - np.clip(2 * curves[:, J_ROUND], 0, 1)[:, None] * np.clip(self.w_lips * 2.5, 0, 1)
+            out += expressed
+            eyelid = eyelid + fields.eyelid_closure(expression)
         # closure: solved per frame so the lips meet exactly (never cross) when closing fully
         gap = self.lip_gap(out) - min(self.rest_gap, 0.0)
         amount = curves[:, J_CLOSE] * np.maximum(gap, 0.0)
         out[..., 1] -= (amount / 2)[:, None] * self.w_upper
         out[..., 1] += (amount / 2)[:, None] * self.w_lower
-        if blinks is not None and self.eyelids is not None:
-            out += blinks[:, None, None] * self.eyelids[None]
+        if self.eyelids is not None:  # a blink shuts even wide eyes; nothing closes them further
+            out += np.clip(eyelid, -0.5, 1.0)[:, None, None] * self.eyelids[None]
         return out.astype(np.float32)
 
 

@@ -5,11 +5,13 @@
     wav/<subject>_<sentence>.wav           16 kHz speech
     vertices_npy/<subject>_<sentence>.npy  (frames, 15069) float32 at 30 fps, metres
     templates.pkl                          subject -> (5023, 3) neutral head
-    meta/<subject>_<sentence>.json         phones and times, voice, style, text
+    meta/<subject>_<sentence>.json         phones and times, voice, emotion and intensity, style, text
     splits.json                            train / val / test subjects
 
 Deterministic for a seed: each clip's randomness comes from (seed, subject, sentence). Test and
-validation speakers speak with a voice held out of training and have their own styles.
+validation speakers speak with voices held out of training and have their own styles. A share of
+each speaker's sentences is spoken with an emotion (label and intensity), face and voice alike;
+training speakers can also get augmented copies (`<sentence>a1`, ...) of every clip.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .articulation import FPS, FaceRig, SpeakingStyle, blink_curve, random_identity, viseme_curves
-from .speech import available_voices, require_tools, synthesise
-
-HELD_OUT_VOICE = "ked"  # validation and test speakers only: their voice is unseen in training
+from ..models.base import EMOTIONS
+from .articulation import FPS, J_JAW, J_RAISE, J_ROUND, J_SPREAD, FaceRig, SpeakingStyle, blink_curve, random_identity, viseme_curves
+from .augment import KINDS, augment_clip
+from .emotion import PROFILES, articulation_bias, emotional_style, expression_curves
+from .speech import HELD_OUT_VOICES, INSTALL_HINT, available_voices, require_tools, synthesise
 
 
 @dataclass
@@ -43,8 +46,8 @@ def plan_speakers(n_speakers: int, seed: int, heads: list[str], voices: list[str
     rng = np.random.default_rng([seed, 0])
     n_test = max(1, round(n_speakers / 6))
     n_val = max(1, round(n_speakers / 6)) if n_speakers >= 3 else 0
-    train_voices = [v for v in voices if v != HELD_OUT_VOICE] or voices
-    heldout = [HELD_OUT_VOICE] if HELD_OUT_VOICE in voices else voices
+    train_voices = [v for v in voices if v not in HELD_OUT_VOICES] or voices
+    heldout = [v for v in voices if v in HELD_OUT_VOICES] or voices
     speakers = []
     for i in range(n_speakers):
         split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
@@ -69,44 +72,96 @@ def canonical_head(path: str, triangles: np.ndarray) -> np.ndarray:
 _worker_rigs: dict[str, FaceRig] = {}  # per worker process: a speaker's rig is built once, not per clip
 
 
-def _clip(job: tuple) -> str:
-    out, speaker, template, triangles, eyelids, sentence_id, text, seed = job
+@dataclass
+class ClipPlan:
+    speaker: Speaker
+    sentence_id: int
+    text: str
+    emotion: str
+    intensity: float
+    augment_copies: int
+    augment_kinds: tuple
+
+
+def plan_emotion(speaker_index: int, sentence_id: int, share: float, seed: int) -> tuple[str, float]:
+    """Neutral, or one of the six emotions in turn (so every speaker has each), at 0.3-1 intensity."""
+    rng = np.random.default_rng([seed, speaker_index, sentence_id, 20_000])
+    if rng.random() >= share:
+        return "neutral", 0.0
+    return EMOTIONS[1 + (speaker_index + sentence_id) % (len(EMOTIONS) - 1)], float(rng.uniform(0.3, 1.0))
+
+
+def _motion(rig: FaceRig, phones, n_frames: int, style: SpeakingStyle, emotion: str, intensity: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """(n_frames, V, 3) vertices: articulation from phones, the emotion on the whole face, blinks."""
+    style = emotional_style(style, emotion, intensity)
+    curves = viseme_curves(phones, n_frames, style)
+    bias = articulation_bias(emotion, intensity)
+    curves[:, J_JAW] += bias["jaw"]
+    curves[:, J_SPREAD] = np.minimum(curves[:, J_SPREAD] + bias["spread"] * (1 - np.clip(curves[:, J_ROUND], 0, 1)), 1.3)
+    curves[:, J_RAISE] = np.minimum(curves[:, J_RAISE] + bias["raise"], 1.0)
+    blinks = blink_curve(n_frames, style.blink_rate, rng)
+    expression = expression_curves(emotion, intensity, n_frames, rng) if emotion != "neutral" else None
+    return rig.deform(curves, style, blinks, expression)
+
+
+def _write_clip(out: str, stem: str, audio: np.ndarray, vertices: np.ndarray, meta: dict) -> None:
     import soundfile
 
-    rng = np.random.default_rng([seed, int(speaker.name[3:]), sentence_id])
-    audio, phones = synthesise(text, speaker.voice, speaker.stretch, speaker.pitch_cents)
-    n_frames = max(1, int(round(len(audio) / 16000 * FPS)))
+    soundfile.write(os.path.join(out, "wav", stem + ".wav"), audio, 16000, subtype="PCM_16")
+    np.save(os.path.join(out, "vertices_npy", stem + ".npy"), vertices.reshape(len(vertices), -1).astype(np.float32))
+    with open(os.path.join(out, "meta", stem + ".json"), "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=1)
+
+
+def _clip(job: tuple) -> str:
+    out, plan, template, triangles, eyelids, seed = job
+    speaker = plan.speaker
+    rng = np.random.default_rng([seed, int(speaker.name[3:]), plan.sentence_id])
+    profile = PROFILES[plan.emotion]
+    # the voice carries the emotion too: pitch, rate and loudness
+    stretch = speaker.stretch / (1 + (profile.rate - 1) * plan.intensity)
+    pitch = speaker.pitch_cents + profile.pitch_cents * plan.intensity
+    volume = 1 + (profile.volume - 1) * plan.intensity
+    audio, phones = synthesise(plan.text, speaker.voice, stretch, pitch, volume)
     if speaker.name not in _worker_rigs:
         _worker_rigs[speaker.name] = FaceRig(template, triangles, eyelids)
     rig = _worker_rigs[speaker.name]
-    curves = viseme_curves(phones, n_frames, speaker.style)
-    vertices = rig.deform(curves, speaker.style, blink_curve(n_frames, speaker.style.blink_rate, rng))
-    stem = f"{speaker.name}_sentence{sentence_id:02d}"
-    soundfile.write(os.path.join(out, "wav", stem + ".wav"), audio, 16000, subtype="PCM_16")
-    np.save(os.path.join(out, "vertices_npy", stem + ".npy"), vertices.reshape(n_frames, -1).astype(np.float32))
+    stem = f"{speaker.name}_sentence{plan.sentence_id:02d}"
     meta = {
-        "subject": speaker.name, "sentence": sentence_id, "text": text, "fps": FPS,
-        "phones": [[p.phone, round(p.start, 4), round(p.end, 4)] for p in phones],
-        "voice": {"synthesiser": "festival", "name": speaker.voice, "stretch": speaker.stretch,
-                  "pitch_cents": speaker.pitch_cents},
-        "emotion": "neutral", "intensity": 0.0, "style": speaker.style.as_dict(),
+        "subject": speaker.name, "sentence": plan.sentence_id, "text": plan.text, "fps": FPS,
+        "voice": {"synthesiser": "espeak-ng" if speaker.voice.startswith("espeak:") else "festival",
+                  "name": speaker.voice, "stretch": stretch, "pitch_cents": pitch, "volume": volume,
+                  "timing": "pocketsphinx alignment" if speaker.voice.startswith("espeak:") else "synthesiser"},
+        "emotion": plan.emotion, "intensity": plan.intensity, "style": speaker.style.as_dict(),
         "base_head": os.path.basename(speaker.base_head),
     }
-    with open(os.path.join(out, "meta", stem + ".json"), "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=1)
+    motion_seed = rng.integers(2**31)
+    for copy in range(plan.augment_copies + 1):
+        clip_audio, clip_phones, record = audio, phones, None
+        if copy:
+            clip_audio, clip_phones, record = augment_clip(audio, phones, rng, plan.augment_kinds)
+        n_frames = max(1, int(round(len(clip_audio) / 16000 * FPS)))
+        vertices = _motion(rig, clip_phones, n_frames, speaker.style, plan.emotion, plan.intensity,
+                           np.random.default_rng(motion_seed))
+        _write_clip(out, stem + (f"a{copy}" if copy else ""), clip_audio, vertices, {
+            **meta, "phones": [[p.phone, round(p.start, 4), round(p.end, 4)] for p in clip_phones],
+            **({"augmentation": record, "augmented_from": stem} if copy else {})})
     return stem
 
 
 def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, heads: list[str],
-                    eyelids: np.ndarray | None = None, workers: int = 2, progress=print) -> dict:
+                    eyelids: np.ndarray | None = None, workers: int = 2, progress=print,
+                    synthesisers: tuple[str, ...] = ("festival", "espeak"), emotional_share: float = 0.5,
+                    augment_copies: int = 0, augment_kinds: tuple[str, ...] = KINDS) -> dict:
     """Generate the corpus into `out`; returns the split dict."""
     from ..mesh_io import read_mesh
     from .sentences import SentenceGenerator
 
     require_tools()
-    voices = available_voices()
+    voices = available_voices(tuple(synthesisers))
     if not voices:
-        raise RuntimeError("No festival voice found: apt-get install festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts")
+        raise RuntimeError(f"No voice found for {', '.join(synthesisers)}: {INSTALL_HINT}")
     for sub in ("wav", "vertices_npy", "meta"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     _, triangles = read_mesh(heads[0])
@@ -123,11 +178,14 @@ def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, head
     texts = SentenceGenerator(seed).sentences(n_sentences)
     templates = {}
     jobs = []
-    for speaker in speakers:
+    for index, speaker in enumerate(speakers):
         rng = np.random.default_rng([seed, int(speaker.name[3:]), 10_000])
         templates[speaker.name] = random_identity(canonical_head(speaker.base_head, triangles), rng)
         for k, text in enumerate(texts, 1):
-            jobs.append((out, speaker, templates[speaker.name], triangles, eyelids, k, text, seed))
+            emotion, intensity = plan_emotion(index, k, emotional_share, seed)
+            copies = augment_copies if speaker.split == "train" else 0  # evaluation data stays clean
+            plan = ClipPlan(speaker, k, text, emotion, intensity, copies, tuple(augment_kinds))
+            jobs.append((out, plan, templates[speaker.name], triangles, eyelids, seed))
     with open(os.path.join(out, "templates.pkl"), "wb") as handle:
         pickle.dump(templates, handle)
     splits = {s: [sp.name for sp in speakers if sp.split == s] for s in ("train", "val", "test")}

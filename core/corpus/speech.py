@@ -1,8 +1,11 @@
-"""Synthesised speech with exact phoneme timing, from Debian's festival.
+"""Synthesised speech with phoneme timing, from Debian's festival and espeak-ng.
 
-festival's `utt.save.segs` writes each segment's end time, which is the ground truth the motion
-generator aligns visemes to. Voices differ by speaker; each speaker also gets its own speaking
-rate (Duration_Stretch) and pitch shift (sox, which keeps timing).
+festival's `utt.save.segs` writes each segment's end time, exact ground truth for the motion.
+espeak-ng brings many more voices (variants of pitch, formants and breathiness); its phone times
+come from pocketsphinx forced alignment of the audio with the sentence. Each speaker also gets its
+own speaking rate and pitch shift (sox, which keeps timing).
+
+Voices are named "kal", "ked", "slt" (festival) or "espeak:<voice>+<variant>".
 """
 
 from __future__ import annotations
@@ -36,25 +39,32 @@ class Phone:
     end: float
 
 
+# espeak-ng voices used for synthetic speakers: accents and variants that differ in pitch, formants
+# and voice quality; the last ones are held out for validation and test speakers
+ESPEAK_VOICES = ("en-us+m1", "en-us+f1", "en-us+m3", "en-us+f3", "en-gb+m2", "en-gb+f2", "en-us+m5", "en-us+f5",
+                 "en-gb-scotland+m4", "en-gb-x-rp+f4", "en-us+Andy", "en-us+Annie", "en-us+m7", "en-gb+f3")
+HELD_OUT_VOICES = ("ked", "espeak:en-us+m7", "espeak:en-gb+f3")
+INSTALL_HINT = "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox"
+
+
 def require_tools() -> None:
-    """Say clearly what to install when the synthesiser is missing."""
-    missing = [tool for tool in ("festival", "sox") if shutil.which(tool) is None]
-    if missing:
-        raise RuntimeError(
-            f"The corpus generator needs {' and '.join(missing)}: "
-            "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox"
-        )
+    """Say clearly what to install when the synthesisers are missing."""
+    if shutil.which("sox") is None or (shutil.which("festival") is None and shutil.which("espeak-ng") is None):
+        raise RuntimeError(f"The corpus generator needs sox and festival or espeak-ng: {INSTALL_HINT}")
 
 
-def available_voices() -> list[str]:
-    """Voices whose festival data is installed."""
-    roots = ["/usr/share/festival/voices"]
-    found = set()
-    for root in roots:
-        for dirpath, dirnames, _ in os.walk(root):
+def available_voices(synthesisers: tuple[str, ...] = ("festival", "espeak")) -> list[str]:
+    """Voices whose synthesiser and data are installed."""
+    voices = []
+    if "festival" in synthesisers and shutil.which("festival"):
+        found = set()
+        for _, dirnames, _ in os.walk("/usr/share/festival/voices"):
             found.update(dirnames)
-    names = {"kal": "kal_diphone", "ked": "ked_diphone", "slt": "cmu_us_slt_arctic_hts"}
-    return [voice for voice, folder in names.items() if folder in found]
+        names = {"kal": "kal_diphone", "ked": "ked_diphone", "slt": "cmu_us_slt_arctic_hts"}
+        voices += [voice for voice, folder in names.items() if folder in found]
+    if "espeak" in synthesisers and shutil.which("espeak-ng"):
+        voices += [f"espeak:{v}" for v in ESPEAK_VOICES]
+    return voices
 
 
 def parse_segs(text: str) -> list[Phone]:
@@ -77,22 +87,20 @@ def parse_segs(text: str) -> list[Phone]:
 
 def synthesise(text: str, voice: str, stretch: float = 1.0, pitch_cents: float = 0.0, volume: float = 1.0
                ) -> tuple[np.ndarray, list[Phone]]:
-    """16 kHz mono float32 samples and their phone timing for `text` spoken by festival `voice`."""
+    """16 kHz mono float32 samples and their phone timing for `text` spoken by `voice`."""
     import librosa
     import soundfile
 
     require_tools()
-    safe = text.replace("\\", " ").replace('"', " ")
     with tempfile.TemporaryDirectory(prefix="th_tts_") as tmp:
-        raw, segs, shifted = (os.path.join(tmp, name) for name in ("raw.wav", "utt.segs", "shifted.wav"))
-        script = os.path.join(tmp, "say.scm")
-        with open(script, "w", encoding="utf-8") as handle:
-            handle.write(f'({FESTIVAL_VOICES[voice]})\n'
-                         f"(Parameter.set 'Duration_Stretch {stretch:.4f})\n"
-                         f'(set! utt (SynthText "{safe}"))\n'
-                         f'(utt.save.wave utt "{raw}")\n'
-                         f'(utt.save.segs utt "{segs}")\n')
-        subprocess.run(["festival", "-b", script], check=True, capture_output=True, timeout=120)
+        raw, shifted = os.path.join(tmp, "raw.wav"), os.path.join(tmp, "shifted.wav")
+        if voice.startswith("espeak:"):
+            # espeak's rate is words per minute (175 by default); the stretch lengthens durations
+            subprocess.run(["espeak-ng", "-v", voice.split(":", 1)[1], "-s", str(int(round(175 / stretch))),
+                            "-w", raw, text], check=True, capture_output=True, timeout=60)
+            phones = None
+        else:
+            phones = _festival(text, voice, stretch, raw, tmp)
         source = raw
         if abs(pitch_cents) > 1:
             # -D: no dither, so the same seed gives the same audio
@@ -102,7 +110,25 @@ def synthesise(text: str, voice: str, stretch: float = 1.0, pitch_cents: float =
         samples = samples.mean(axis=1)
         if rate != SAMPLE_RATE:
             samples = librosa.resample(samples, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
-        with open(segs, encoding="utf-8") as handle:
-            phones = parse_segs(handle.read())
     peak = float(np.abs(samples).max()) or 1.0
-    return (samples / peak * 0.8 * volume).astype(np.float32), phones
+    samples = (samples / peak * 0.8 * volume).astype(np.float32)
+    if phones is None:
+        from ..align import align_phones
+
+        phones = [Phone(p, start, end) for p, start, end in align_phones(samples, text)]
+    return samples, phones
+
+
+def _festival(text: str, voice: str, stretch: float, raw: str, tmp: str) -> list[Phone]:
+    safe = text.replace("\\", " ").replace('"', " ")
+    segs = os.path.join(tmp, "utt.segs")
+    script = os.path.join(tmp, "say.scm")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(f'({FESTIVAL_VOICES[voice]})\n'
+                     f"(Parameter.set 'Duration_Stretch {stretch:.4f})\n"
+                     f'(set! utt (SynthText "{safe}"))\n'
+                     f'(utt.save.wave utt "{raw}")\n'
+                     f'(utt.save.segs utt "{segs}")\n')
+    subprocess.run(["festival", "-b", script], check=True, capture_output=True, timeout=120)
+    with open(segs, encoding="utf-8") as handle:
+        return parse_segs(handle.read())

@@ -1,0 +1,133 @@
+"""Phoneme timing from audio and its transcript: pocketsphinx forced alignment.
+
+Used where phone times are not known: espeak-ng voices in the synthetic corpus, and real data
+such as VOCASET, whose sentences users have as text. pocketsphinx's PyPI wheel carries a US
+English acoustic model and the CMU dictionary, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+
+from .errors import TalkingHeadError
+
+
+class AlignmentError(TalkingHeadError):
+    """The transcript cannot be aligned to the audio."""
+
+
+_DECODERS: list = []  # one per process: building it loads the acoustic model (about 0.3 s)
+
+
+def _decoder():
+    if not _DECODERS:
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as exc:
+            raise AlignmentError("Forced alignment needs pocketsphinx: pip install pocketsphinx") from exc
+        # wide beams: alignment follows a fixed word sequence, so pruning only loses the path
+        _DECODERS.append(Decoder(samprate=16000, bestpath=False, loglevel="FATAL", beam=1e-200, wbeam=1e-200,
+                                 pbeam=1e-200, maxhmmpf=-1))
+    return _DECODERS[0]
+
+
+def words_of(transcript: str) -> list[str]:
+    """Lower-case words as the CMU dictionary spells them (apostrophes kept, punctuation dropped)."""
+    return re.findall(r"[a-z']+", transcript.lower().replace("-", " "))
+
+
+def align_phones(audio: np.ndarray, transcript: str) -> list[tuple[str, float, float]]:
+    """[(ARPAbet phone or SIL, start s, end s)] for 16 kHz mono `audio` saying `transcript`.
+
+    The acoustic model's phones last at least 3 frames (30 ms); fast speech (synthesisers) can
+    be shorter, so when alignment fails it is retried on a copy slowed 1.5x (pitch kept)."""
+    try:
+        return _align(audio, transcript)
+    except AlignmentError as first:
+        if "dictionary" in str(first) or "empty" in str(first):
+            raise
+        factor = 1.5
+        try:
+            phones = _align(_slowed(audio, factor), transcript)
+        except AlignmentError:
+            raise first from None
+        return [(p, start / factor, end / factor) for p, start, end in phones]
+
+
+def _slowed(audio: np.ndarray, factor: float) -> np.ndarray:
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("sox"):  # WSOLA keeps consonant bursts crisper than a phase vocoder
+        import soundfile
+
+        with tempfile.TemporaryDirectory(prefix="th_align_") as tmp:
+            src, dst = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.wav")
+            soundfile.write(src, audio, 16000, subtype="FLOAT")
+            subprocess.run(["sox", "-D", src, dst, "tempo", "-s", f"{1 / factor:.5f}"], check=True, capture_output=True)
+            return soundfile.read(dst, dtype="float32")[0]
+    import librosa
+
+    return librosa.effects.time_stretch(np.asarray(audio, dtype=np.float32), rate=1 / factor)
+
+
+def _align(audio: np.ndarray, transcript: str) -> list[tuple[str, float, float]]:
+    decoder = _decoder()
+    words = words_of(transcript)
+    if not words:
+        raise AlignmentError("The transcript is empty; give the words that are spoken.")
+    unknown = [w for w in words if decoder.lookup_word(w) is None]
+    if unknown:
+        raise AlignmentError(f"Words not in the pronouncing dictionary: {', '.join(sorted(set(unknown)))}. "
+                             "Spell them as they sound with dictionary words, or give the phone times in meta/.")
+    pcm = (np.clip(np.asarray(audio, dtype=np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+    decoder.set_align_text(" ".join(words))
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    try:
+        decoder.set_alignment()  # second pass: phone-level segmentation of the word alignment
+    except RuntimeError as exc:
+        raise AlignmentError(f"The audio could not be aligned with its transcript ({exc}); check that they match.") from None
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    alignment = decoder.get_alignment()
+    if alignment is None:
+        raise AlignmentError("The audio could not be aligned with its transcript; check that they match.")
+    phones = []
+    for word in alignment:
+        for phone in word:
+            start = phone.start / 100.0  # 10 ms frames
+            phones.append(("SIL" if phone.name in ("SIL", "+SPN+", "+NSN+") else phone.name, start,
+                           start + phone.duration / 100.0))
+    if not phones:
+        raise AlignmentError("The alignment found no phones; check that the audio holds the transcript's speech.")
+    return phones
+
+
+def read_transcripts(path: str) -> dict[str, str]:
+    """Transcripts keyed by clip stem (`<subject>_<sentence>`) or by sentence name alone.
+
+    A JSON object, or a text file of lines `KEY the spoken words`."""
+    if not os.path.isfile(path):
+        raise AlignmentError(f"Transcript file not found: {path}")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if path.lower().endswith(".json"):
+        return {str(k): str(v) for k, v in json.loads(text).items()}
+    out = {}
+    for line in text.splitlines():
+        key, _, words = line.strip().partition(" ")
+        if key and words:
+            out[key] = words.strip()
+    return out
+
+
+def transcript_for(transcripts: dict[str, str], subject: str, sentence: str) -> str | None:
+    return transcripts.get(f"{subject}_{sentence}", transcripts.get(sentence))
