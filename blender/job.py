@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.audio import load_audio
 from ..core.device import pick_device
+from ..core.encoders import configure as configure_encoders
 from ..core.errors import Cancelled, OutputError, TalkingHeadError
 from ..core.models import Conditioning, load_model
 from ..core.pipeline import SceneMotion, animate
@@ -44,6 +45,21 @@ class GenerateRequest:
     cache_file: str | None = None  # resolved before the work starts, so a bad folder fails first
     blend_path: str | None = None
     weights_dirs: list[str] = field(default_factory=list)
+    encoder_cache: str | None = None  # where converted speech encoders are kept
+    allow_download: bool = False  # Blender's "Allow Online Access"
+
+
+def encoder_settings() -> tuple[str | None, bool]:
+    """The extension's user folder for converted encoders, and whether Blender may go online."""
+    from ..preferences import ADDON_PACKAGE
+
+    cache = None
+    if ADDON_PACKAGE and ADDON_PACKAGE.startswith("bl_ext."):
+        try:
+            cache = bpy.utils.extension_path_user(ADDON_PACKAGE, path="cache", create=True)
+        except (ValueError, OSError):
+            cache = None
+    return cache, bool(getattr(bpy.app, "online_access", False))
 
 
 def collect_request(
@@ -81,6 +97,8 @@ def collect_request(
         cache_file=cache_file,
         blend_path=blend_path,
         weights_dirs=list(weights_dirs or []),
+        encoder_cache=encoder_settings()[0],
+        allow_download=encoder_settings()[1],
     )
 
 
@@ -92,6 +110,7 @@ def compute(request: GenerateRequest, progress=None, should_cancel=None) -> Scen
     if should_cancel and should_cancel():
         raise Cancelled("Generation cancelled; nothing was written.")
     report(0.05, "Loading model")
+    configure_encoders(cache_dir=request.encoder_cache, allow_download=request.allow_download)
     model = load_model(request.model, request.device, request.weights_dirs)
     return animate(
         audio, request.template, request.triangles, model, request.conditioning, request.fps,

@@ -18,7 +18,10 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name in the weights folders, or a model folder (default: 'default')")
     parser.add_argument("--emotion", default="neutral", choices=EMOTIONS)
     parser.add_argument("--intensity", type=float, default=1.0, help="emotion intensity, 0 to 1")
-    parser.add_argument("--style", default=None, help="speaking style name")
+    parser.add_argument("--style", default=None,
+                        help="speaking style: a style the model was trained with, a style file's name, or its path")
+    parser.add_argument("--styles-dir", action="append", default=[],
+                        help="folder of style files (repeatable; TALKING_HEAD_STYLES also counts)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (models that sample)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 
@@ -44,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FLAME-topology neutral heads to build identities from (default: ../shared/flame/*.ply)")
     corpus.add_argument("--eyelids", nargs="*", default=None,
                         help="eyelid-closing offset fields (5023,3) .npy, summed (default: ../shared/flame/*_eyelid.npy)")
+    corpus.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in --out with the same arguments (finished clips are kept)")
     corpus.add_argument("--voices", default="festival,espeak",
                         help="synthesisers to draw voices from: festival, espeak or both (default)")
     corpus.add_argument("--emotional-share", type=float, default=0.5,
@@ -63,6 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--steps", type=int, default=None)
     trainer.add_argument("--batch", type=int, default=None)
     trainer.add_argument("--seed", type=int, default=None)
+    trainer.add_argument("--transcripts", default=None,
+                         help="for data without phone times (real VOCASET): a text file of lines "
+                              "'<subject>_<sentence> words' or 'sentenceNN words' (or JSON), aligned with pocketsphinx")
+    adapt = commands.add_parser("adapt", help="adapt a model to a new actor from a short reference clip")
+    adapt.add_argument("--audio", required=True, help="the reference's speech")
+    adapt.add_argument("--motion", required=True,
+                       help="its motion: .npy (frames x 5023 x 3 or x 15069), .pc2, or a folder of .ply/.obj frames")
+    adapt.add_argument("--template", required=True, help="the actor's neutral FLAME-topology head")
+    adapt.add_argument("--fps", type=float, default=30.0, help="frame rate of --motion (default 30)")
+    adapt.add_argument("--name", required=True, help="style name, as it will appear in the style lists")
+    adapt.add_argument("--out", required=True, help="style file path (.safetensors; the .json goes beside it) or folder")
+    adapt.add_argument("--model", default=None, help="base model (default: 'default')")
+    adapt.add_argument("--rank", type=int, default=4, help="rank of the low-rank basis update (default 4)")
+    adapt.add_argument("--stage2", default="lora", choices=("lora", "none", "full"),
+                       help="after the style embedding: low-rank basis update (default), nothing, or full basis")
+    adapt.add_argument("--no-meta", action="store_true", help="ignore the model's meta-learned start")
+    adapt.add_argument("--overwrite", action="store_true", help="replace an existing style file")
+    adapt.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     evaluate = commands.add_parser("evaluate", help="measure a model: LVE, MVE, FDD, lip closure, opening")
     evaluate.add_argument("--model", default=None)
     evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
@@ -89,8 +112,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         raise OutputError(f"No FLAME heads found in {SHARED_FLAME}; pass --heads HEAD.ply ...")
     eyelid_files = args.eyelids if args.eyelids is not None else sorted(glob.glob(os.path.join(SHARED_FLAME, "*_eyelid.npy")))
     eyelids = sum(np.load(p).astype(np.float32) for p in eyelid_files) if eyelid_files else None
-    if os.path.exists(os.path.join(args.out, "templates.pkl")):
-        raise OutputError(f"{args.out} already holds a corpus; choose a new --out folder.")
+    if os.path.exists(os.path.join(args.out, "templates.pkl")) and not args.resume:
+        raise OutputError(f"{args.out} already holds a corpus; choose a new --out folder, or --resume an interrupted run.")
     if not 0.0 <= args.emotional_share <= 1.0:
         raise OutputError("--emotional-share is a share: give a value from 0 to 1.")
     synthesisers = tuple(v.strip() for v in args.voices.split(",") if v.strip())
@@ -116,6 +139,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from .mesh_io import write_npy, write_pc2
     from .models import Conditioning, load_model
     from .pipeline import animate
+    from .styles import resolve_style
 
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".npy", ".pc2"):
@@ -129,6 +153,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     audio = load_audio(args.audio)
     conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed).validate()
     model = load_model(args.model, device=pick_device(args.device))
+    resolve_style(conditioning, model, args.styles_dir)
     motion = animate(audio, template, triangles, model, conditioning, args.fps)
     vertices = motion.vertices(template)
     if ext == ".npy":
@@ -170,7 +195,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return main_evaluate(args)
 
 
-COMMANDS = {"animate": cmd_animate, "corpus": cmd_corpus, "contact-sheet": cmd_contact_sheet, "train": cmd_train,
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from .adapt import AdaptOptions, adapt_style, load_reference_files
+    from .device import pick_device
+    from .models import load_model
+    from .styles import save_style
+
+    out = os.path.join(args.out, args.name) if os.path.isdir(args.out) else args.out
+    model = load_model(args.model, device=pick_device(args.device))
+    reference = load_reference_files(args.audio, args.motion, args.template, args.fps, model.fps)
+    last = [-1.0]
+
+    def progress(fraction: float, message: str) -> None:
+        if fraction - last[0] >= 0.1 or fraction >= 1.0:
+            last[0] = fraction
+            print(f"{fraction * 100:3.0f}% {message}", file=sys.stderr, flush=True)
+
+    options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=not args.no_meta)
+    style = adapt_style(model, reference, args.name, options, progress)
+    path = save_style(style, out, overwrite=args.overwrite)
+    errors = style.info["held_back_error_mm2"]
+    print(f"wrote style '{args.name}' to {path} ({os.path.getsize(path) / 1024:.0f} KB) in {style.info['seconds']:.1f} s; "
+          f"held-back error {errors['unadapted']:.3f} -> {errors['final']:.3f} mm²", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "corpus": cmd_corpus, "contact-sheet": cmd_contact_sheet, "train": cmd_train,
             "evaluate": cmd_evaluate}
 
 

@@ -45,6 +45,9 @@ class Clip:
     template: np.ndarray  # (5023, 3)
     phones: list | None  # [(phone, start, end)] when known
     source_fps: float
+    emotion: str = "neutral"  # from meta/ when the data has it (the synthetic corpus)
+    intensity: float = 0.0
+    text: str | None = None
 
     def vertices(self) -> np.ndarray:
         """(T, 5023, 3) at 30 fps."""
@@ -95,7 +98,7 @@ def load_clips(root: str, split: str | None = None, subjects: list[str] | None =
         if not os.path.isfile(wav) or subject not in templates:
             continue
         meta_path = os.path.join(root, "meta", stem + ".json")
-        phones, fps = None, None
+        phones, fps, meta = None, None, {}
         if os.path.isfile(meta_path):
             with open(meta_path, encoding="utf-8") as handle:
                 meta = json.load(handle)
@@ -107,7 +110,8 @@ def load_clips(root: str, split: str | None = None, subjects: list[str] | None =
             n_frames = np.load(vertices_path, mmap_mode="r").shape[0]
             duration = soundfile.info(wav).duration
             fps = 60.0 if n_frames / max(duration, 1e-3) > 45 else 30.0
-        clips.append(Clip(subject, sentence, wav, vertices_path, templates[subject], phones, float(fps)))
+        clips.append(Clip(subject, sentence, wav, vertices_path, templates[subject], phones, float(fps),
+                          meta.get("emotion", "neutral"), float(meta.get("intensity", 0.0)), meta.get("text")))
     if not clips:
         raise DataError(f"No clips for subjects {', '.join(sorted(wanted))} in {root}.")
     return clips

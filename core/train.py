@@ -42,6 +42,8 @@ class TrainConfig:
     # and cached; the log-mel encoder is cheap enough to run on freshly augmented audio every step
     feature_variants: int = 3
     feature_cache: str = ""  # folder for cached features; "" = <run folder>/features
+    emotions: list = field(default_factory=list)  # train only on clips with these emotions ([] = all)
+    transcripts: str = ""  # for data without phone times (real VOCASET): aligned with pocketsphinx
     validate_every: int = 500
     seed: int = 0
     threads: int = 0  # 0: torch's default
@@ -155,11 +157,13 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     if config.threads:
         torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    train_clips = load_clips(data, "train")
+    train_clips = select_clips(load_clips(data, "train"), config.emotions)
     try:
-        val_clips = load_clips(data, "val")
+        val_clips = select_clips(load_clips(data, "val"), config.emotions)
     except Exception:
         val_clips = []
+    if config.transcripts:
+        attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
     subjects = sorted({c.subject for c in train_clips})
     model_config = {**config.model, "styles": subjects, "n_vertices": int(train_clips[0].template.shape[0])}
     model = build_model(model_config)
@@ -254,6 +258,47 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     return folder
 
 
+def select_clips(clips: list[Clip], emotions: list[str]) -> list[Clip]:
+    if not emotions:
+        return clips
+    chosen = [c for c in clips if c.emotion in emotions]
+    if not chosen:
+        from .data import DataError
+
+        raise DataError(f"No clips with emotion {', '.join(emotions)} in the data; change 'emotions' in the config.")
+    return chosen
+
+
+def attach_alignments(clips: list[Clip], transcripts_path: str, folder: str, log=print) -> None:
+    """Phone times for clips that have none, by forced alignment of their transcripts (cached)."""
+    from .align import AlignmentError, align_phones, read_transcripts, transcript_for
+
+    transcripts = read_transcripts(transcripts_path)
+    os.makedirs(folder, exist_ok=True)
+    missing, failed = [c for c in clips if not c.phones], []
+    if missing:
+        log(f"aligning {len(missing)} clips with their transcripts")
+    for clip in missing:
+        path = os.path.join(folder, f"{clip.subject}_{clip.sentence}.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                clip.phones = json.load(handle)
+            continue
+        text = transcript_for(transcripts, clip.subject, clip.sentence)
+        if text is None:
+            failed.append(f"{clip.subject}_{clip.sentence}: no transcript")
+            continue
+        try:
+            clip.phones = [list(p) for p in align_phones(load_audio(clip.wav_path), text)]
+        except AlignmentError as exc:
+            failed.append(f"{clip.subject}_{clip.sentence}: {exc}")
+            continue
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(clip.phones, handle)
+    if failed:  # those clips still train, without the lip-contact term
+        log(f"{len(failed)} clips without phone times (no lip-contact loss for them): " + "; ".join(failed[:5]))
+
+
 @torch.no_grad()
 def validate(model, store: ClipStore) -> float:
     """Mean vertex error (mm) over validation clips with the average style."""
@@ -270,7 +315,7 @@ def validate(model, store: ClipStore) -> float:
 
 def main_train(args) -> int:
     config = TrainConfig.from_file(args.config)
-    for key in ("steps", "seed", "batch"):
+    for key in ("steps", "seed", "batch", "transcripts"):
         if getattr(args, key, None) is not None:
             setattr(config, key, getattr(args, key))
     folder = train(args.data, args.out, config, log=lambda m: print(m, file=sys.stderr, flush=True))

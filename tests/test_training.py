@@ -93,3 +93,28 @@ def test_pretrained_encoder_features_are_cached_once_and_reused(tiny_corpus, tmp
     lines.clear()
     train(str(tiny_corpus), str(tmp_path / "run2"), config, log=lines.append)
     assert not any(line.startswith("encoding ") for line in lines)  # everything came from the cache
+
+
+def test_clips_without_phone_times_are_aligned_from_transcripts(tmp_path, speech_path):
+    """Real VOCASET has no phone times: the user's transcripts are force-aligned, and cached."""
+    pytest.importorskip("pocketsphinx", reason="forced alignment needs pocketsphinx")
+    from core.data import VOCASET_SPLIT, load_clips
+    from core.train import attach_alignments
+
+    audio, rate = soundfile.read(str(speech_path))
+    (tmp_path / "wav").mkdir()
+    (tmp_path / "vertices_npy").mkdir()
+    subject = VOCASET_SPLIT["train"][0]
+    (tmp_path / "templates.pkl").write_bytes(pickle.dumps({subject: np.zeros((5023, 3))}, protocol=2))
+    for sentence in (1, 2):
+        stem = f"{subject}_sentence{sentence:02d}"
+        soundfile.write(str(tmp_path / "wav" / f"{stem}.wav"), audio, rate)
+        np.save(tmp_path / "vertices_npy" / f"{stem}.npy", np.zeros((90, 15069), np.float32))
+    (tmp_path / "transcripts.txt").write_text("sentence01 " + speech_path.with_suffix(".txt").read_text().strip() + "\n")
+    clips = load_clips(str(tmp_path), "train")
+    assert all(c.phones is None for c in clips)
+    lines = []
+    attach_alignments(clips, str(tmp_path / "transcripts.txt"), str(tmp_path / "align"), log=lines.append)
+    assert [p[0] for p in clips[0].phones if p[0] != "SIL"][:3] == ["HH", "IY", "W"]  # "he was ..."
+    assert clips[1].phones is None and "sentence02: no transcript" in lines[-1]
+    assert (tmp_path / "align" / f"{subject}_sentence01.json").is_file()

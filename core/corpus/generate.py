@@ -115,7 +115,18 @@ def _write_clip(out: str, stem: str, audio: np.ndarray, vertices: np.ndarray, me
 
 
 def _clip(job: tuple) -> str:
-    out, plan, template, triangles, eyelids, seed = job
+    out, plan = job[:2]
+    stem = f"{plan.speaker.name}_sentence{plan.sentence_id:02d}"
+    last = stem + (f"a{plan.augment_copies}" if plan.augment_copies else "")
+    if os.path.isfile(os.path.join(out, "meta", last + ".json")):  # written last: the clip is complete
+        return stem
+    try:
+        return _make_clip(*job)
+    except Exception as exc:  # say which clip, so it can be reproduced
+        raise RuntimeError(f"clip {stem} ({plan.speaker.voice}, '{plan.text}'): {exc}") from exc
+
+
+def _make_clip(out: str, plan: ClipPlan, template: np.ndarray, triangles: np.ndarray, eyelids, seed: int) -> str:
     speaker = plan.speaker
     rng = np.random.default_rng([seed, int(speaker.name[3:]), plan.sentence_id])
     profile = PROFILES[plan.emotion]

@@ -88,10 +88,25 @@ def parse_segs(text: str) -> list[Phone]:
 def synthesise(text: str, voice: str, stretch: float = 1.0, pitch_cents: float = 0.0, volume: float = 1.0
                ) -> tuple[np.ndarray, list[Phone]]:
     """16 kHz mono float32 samples and their phone timing for `text` spoken by `voice`."""
+    require_tools()
+    if not voice.startswith("espeak:"):
+        return _synthesise_once(text, voice, stretch, pitch_cents, volume)
+    from ..align import AlignmentError
+
+    # alignment of synthetic speech occasionally fails; the same sentence a little slower aligns
+    for attempt, slower in enumerate((1.0, 1.12, 1.25, 1.4)):
+        try:
+            return _synthesise_once(text, voice, stretch * slower, pitch_cents, volume)
+        except AlignmentError:
+            if attempt == 3:
+                raise
+
+
+def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, volume: float
+                     ) -> tuple[np.ndarray, list[Phone]]:
     import librosa
     import soundfile
 
-    require_tools()
     with tempfile.TemporaryDirectory(prefix="th_tts_") as tmp:
         raw, shifted = os.path.join(tmp, "raw.wav"), os.path.join(tmp, "shifted.wav")
         if voice.startswith("espeak:"):

@@ -96,6 +96,7 @@ def load_model(name_or_path: str | None = None, device: str = "cpu", extra_dirs:
         model.load_state_dict(state, strict=True)
     except Exception as exc:
         raise ModelError(f"Weights in {weights_path} do not fit its config.json ({exc}). Reinstall the model.") from None
+    model.folder = folder  # beside the weights: the adaptation start (adaptation.safetensors), if trained
     return model.to(device)
 
 

@@ -31,6 +31,8 @@ class Conditioning:
     seed: int = 0
     # per-frame intensity at the model's rate, when the animator keyframed it; overrides `intensity`
     intensity_curve: np.ndarray | None = None
+    # a style adapted to an actor (core.styles.Style), resolved from `style` by the front end
+    adapted_style: object | None = None
 
     def validate(self) -> "Conditioning":
         from ..errors import ModelError

@@ -129,6 +129,25 @@ class ImitatorModel(nn.Module):
             inputs = torch.cat([inputs, self.feedback(out[:, -1:])], dim=1)
         return out
 
+    def adapted_parts(self, conditioning: Conditioning, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(style vector, basis weight (V*3, K)) for the conditioning: a training style, or an
+        adapted style file's embedding and low-rank update of the basis."""
+        weight = self.deformation_basis.weight
+        style = conditioning.adapted_style
+        if style is None:
+            return self.style_vector(conditioning.style, device), weight
+        from ..styles import check_style_fits
+
+        check_style_fits(style, self)
+        vector = torch.from_numpy(np.asarray(style.tensors["style"], dtype=np.float32)).to(device)
+        if "basis_lora_a" in style.tensors:
+            lora_a = torch.from_numpy(np.asarray(style.tensors["basis_lora_a"], dtype=np.float32)).to(device)
+            lora_b = torch.from_numpy(np.asarray(style.tensors["basis_lora_b"], dtype=np.float32)).to(device)
+            weight = weight + lora_b @ lora_a
+        if "basis_delta" in style.tensors:  # a full-basis fine-tune (a measurement baseline)
+            weight = weight + torch.from_numpy(np.asarray(style.tensors["basis_delta"], dtype=np.float32)).to(device)
+        return vector, weight
+
     def coefficients(self, visemes: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return self.motion_mlp(visemes + style)
 
@@ -164,7 +183,7 @@ class ImitatorModel(nn.Module):
         report = progress or (lambda fraction, message: None)
         report(0.0, "Encoding speech")
         features = resample_features(self.encoder.encode(audio, device), n_frames).unsqueeze(0)
-        style = self.style_vector(conditioning.style, device)
+        style, basis_weight = self.adapted_parts(conditioning, device)
 
         window = int(self.config["window_frames"])
         overlap = min(int(self.config["overlap_frames"]), window // 2)
@@ -177,7 +196,7 @@ class ImitatorModel(nn.Module):
             crossfade_into(coefficients, start, end, chunk, overlap)
             report((i + 1) / len(windows), f"Decoding motion {end}/{n_frames} frames")
 
-        basis = self.deformation_basis.weight.T.reshape(-1, self.n_vertices, 3)
+        basis = basis_weight.T.reshape(-1, self.n_vertices, 3)
         mean = self.deformation_basis.bias.reshape(self.n_vertices, 3)
         return MotionPrediction(
             offsets=None,  # the basis says it all; MotionPrediction.vertex_offsets() derives them
