@@ -32,6 +32,52 @@ def _model_items(self, context):
     return _enum_cache["models"]
 
 
+def style_folders(context) -> list[str]:
+    """Where styles are found: the preferences' folder, then styles/ beside the .blend."""
+    import os
+
+    from .preferences import preferences
+
+    prefs = preferences(context)
+    folders = [bpy.path.abspath(prefs.styles_folder)] if prefs and prefs.styles_folder else []
+    if bpy.data.filepath:
+        folders.append(os.path.join(os.path.dirname(bpy.data.filepath), "styles"))
+    return folders
+
+
+AVERAGE_STYLE = "__average__"  # the style list's first entry: no particular style
+
+
+def _style_items(self, context):
+    """Adapted style files, then the model's own training styles."""
+    import json
+    import os
+
+    from .core.errors import TalkingHeadError
+    from .core.models import CONFIG_FILE, resolve_model_dir
+    from .core.styles import available_style_infos
+    from .preferences import preferences
+
+    prefs = preferences(context)
+    model_name = getattr(self, "model", "") or "default"
+    trained: list[str] = []
+    try:
+        folder = resolve_model_dir(model_name, [prefs.weights_folder] if prefs and prefs.weights_folder else [])
+        with open(os.path.join(folder, CONFIG_FILE), encoding="utf-8") as handle:
+            trained = list(json.load(handle).get("styles", []))
+    except (TalkingHeadError, OSError, ValueError):
+        pass
+    # every style file is listed (telling its base model apart needs its weights); Generate
+    # refuses one adapted from another model and names the model it needs
+    infos = available_style_infos(style_folders(context))
+    files = [info["name"] for info in infos]
+    items = [(AVERAGE_STYLE, "Model Average", "The average of the model's training styles")]
+    items += [(i["name"], i["name"], f"Adapted style for model '{i.get('base_model')}'") for i in infos]
+    items += [(t, t, "Training speaker's style") for t in trained if t not in files]
+    _enum_cache["styles"] = items
+    return items
+
+
 class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
     audio_source: EnumProperty(
         name="Audio", items=[("STRIP", "Sound Strip", "A sound strip of this scene's sequencer"),
@@ -41,7 +87,8 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
     model: EnumProperty(name="Model", items=_model_items)
     emotion: EnumProperty(name="Emotion", items=[(e, e.capitalize(), "") for e in EMOTIONS], default="neutral")
     intensity: FloatProperty(name="Intensity", min=0.0, max=1.0, default=1.0, description="Strength of the emotion")
-    style: StringProperty(name="Style", default="", description="Speaking style name; empty for the model's default")
+    style: EnumProperty(name="Style", items=_style_items,
+                        description="Speaking style: an adapted actor's style file, or one the model was trained with")
     output_mode: EnumProperty(
         name="Output", items=[("SHAPEKEYS", "Shape Keys", "Editable shape keys and one Action"),
                               ("CACHE", "Vertex Cache", "A PC2 file played by a Mesh Cache modifier")], default="SHAPEKEYS")
@@ -51,6 +98,22 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
                              description="Keep earlier results as named Actions (or cache files) instead of replacing them")
     cache_folder: StringProperty(name="Cache Folder", subtype="DIR_PATH", default="",
                                  description="Where vertex caches go; empty for the .blend's folder")
+
+    # style adaptation: a reference performance in the scene
+    reference_object: PointerProperty(name="Reference", type=bpy.types.Object,
+                                      poll=lambda self, obj: obj.type == "MESH",
+                                      description="The animated FLAME head whose way of speaking to learn")
+    reference_audio_source: EnumProperty(
+        name="Reference Audio", items=[("STRIP", "Sound Strip", "A sound strip of this scene"),
+                                       ("FILE", "File", "An audio file, starting at the first frame")], default="STRIP")
+    reference_strip: EnumProperty(name="Reference Strip", items=_strip_items,
+                                  description="The reference's speech")
+    reference_file: StringProperty(name="Reference File", subtype="FILE_PATH")
+    reference_start: IntProperty(name="First Frame", default=1, description="First frame of the reference")
+    reference_end: IntProperty(name="Last Frame", default=150, description="Last frame of the reference")
+    style_name: StringProperty(name="Style Name", default="", description="Name of the new style")
+    overwrite_style: BoolProperty(name="Replace Existing", default=False,
+                                  description="Replace a style file of the same name")
 
 
 class TALKINGHEAD_PG_job(bpy.types.PropertyGroup):

@@ -21,7 +21,7 @@ from ..core.models.base import EMOTIONS, Conditioning
 from .audio_source import from_file, from_strip
 from .job import apply, collect_request, compute
 
-SHOT_KEYS = {"blend", "object", "audio", "strip", "mode", "model", "emotion", "intensity", "style",
+SHOT_KEYS = {"blend", "object", "audio", "strip", "mode", "model", "emotion", "intensity", "style", "styles_dir",
              "start_frame", "output", "device", "keep_takes", "cache_folder", "overwrite_input"}
 
 
@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None)
     parser.add_argument("--emotion", choices=EMOTIONS, default="neutral")
     parser.add_argument("--intensity", type=float, default=1.0)
-    parser.add_argument("--style", default=None)
+    parser.add_argument("--style", default=None,
+                        help="a style the model was trained with, or an adapted style file's name or path")
+    parser.add_argument("--styles-dir", default="",
+                        help="folder of style files (also searched: styles/ beside the .blend, TALKING_HEAD_STYLES)")
     parser.add_argument("--start-frame", type=int, default=None,
                         help="frame where the speech starts (default: the strip's start, or the scene start for --audio)")
     parser.add_argument("--output", help="where to save the baked .blend (default: <input>_talkinghead.blend)")
@@ -60,14 +63,14 @@ def shots_from_args(args: argparse.Namespace) -> list[dict]:
             raise OutputError(f"Shot list {args.shots} must be a JSON list of objects.")
         base = os.path.dirname(os.path.abspath(args.shots))
         for shot in shots:
-            for key in ("blend", "audio", "output", "cache_folder"):
+            for key in ("blend", "audio", "output", "cache_folder", "styles_dir"):
                 if shot.get(key) and not os.path.isabs(shot[key]):
                     shot[key] = os.path.join(base, shot[key])
         return shots
     blend = args.blend or bpy.data.filepath
     shot = {"blend": blend, "object": args.object, "audio": args.audio, "strip": args.strip, "mode": args.mode,
             "model": args.model, "emotion": args.emotion, "intensity": args.intensity, "style": args.style,
-            "start_frame": args.start_frame, "output": args.output, "device": args.device,
+            "styles_dir": args.styles_dir, "start_frame": args.start_frame, "output": args.output, "device": args.device,
             "keep_takes": args.keep_takes, "cache_folder": args.cache_folder, "overwrite_input": args.overwrite_input}
     return [shot]
 
@@ -121,6 +124,7 @@ def bake_shot(shot: dict) -> str:
         model=shot.get("model"), device=shot.get("device") or "auto", mode=mode,
         keep_takes=bool(shot.get("keep_takes")), start_frame=shot.get("start_frame"),
         cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,
+        style_dirs=[shot.get("styles_dir") or "", os.path.join(os.path.dirname(os.path.abspath(blend)), "styles")],
     )
     summary = apply(request, compute(request))
     bpy.ops.wm.save_as_mainfile(filepath=out, copy=True, relative_remap=False)

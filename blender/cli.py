@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-USAGE = "usage: talking_head bake [options]   (talking_head bake --help for the options)"
+USAGE = ("usage: talking_head bake [options] | talking_head adapt [options]   "
+         "(talking_head bake --help, talking_head adapt --help)")
 
 
 def main(argv: list[str]) -> int:
@@ -17,5 +18,9 @@ def main(argv: list[str]) -> int:
         from .bake import main as bake
 
         return bake(rest)
+    if command == "adapt":  # the same arguments as `python -m core adapt`: one implementation
+        from ..core.cli import main as core_main
+
+        return core_main(["adapt", *rest])
     print(f"error: unknown command '{command}'. {USAGE}", file=sys.stderr)
     return 2

@@ -14,10 +14,10 @@ import numpy as np
 
 from ..core.audio import load_audio
 from ..core.device import pick_device
-from ..core.encoders import configure as configure_encoders
 from ..core.errors import Cancelled, OutputError, TalkingHeadError
 from ..core.models import Conditioning, load_model
 from ..core.pipeline import SceneMotion, animate
+from ..core.styles import resolve_style
 from .audio_source import AudioSource
 from .cache import cache_path, write_vertex_cache
 from .compat import scene_fps
@@ -45,6 +45,7 @@ class GenerateRequest:
     cache_file: str | None = None  # resolved before the work starts, so a bad folder fails first
     blend_path: str | None = None
     weights_dirs: list[str] = field(default_factory=list)
+    style_dirs: list[str] = field(default_factory=list)  # folders of adapted style files
     encoder_cache: str | None = None  # where converted speech encoders are kept
     allow_download: bool = False  # Blender's "Allow Online Access"
 
@@ -75,6 +76,7 @@ def collect_request(
     cache_folder: str = "",
     blend_path: str | None = None,
     weights_dirs: list[str] | None = None,
+    style_dirs: list[str] | None = None,
 ) -> GenerateRequest:
     """Validate the target, output and options up front: a bad input fails before any work or change."""
     template, triangles = check_target(obj)
@@ -97,6 +99,7 @@ def collect_request(
         cache_file=cache_file,
         blend_path=blend_path,
         weights_dirs=list(weights_dirs or []),
+        style_dirs=list(style_dirs or []),
         encoder_cache=encoder_settings()[0],
         allow_download=encoder_settings()[1],
     )
@@ -110,8 +113,11 @@ def compute(request: GenerateRequest, progress=None, should_cancel=None) -> Scen
     if should_cancel and should_cancel():
         raise Cancelled("Generation cancelled; nothing was written.")
     report(0.05, "Loading model")
+    from ..core.encoders import configure as configure_encoders  # torch: only once work starts
+
     configure_encoders(cache_dir=request.encoder_cache, allow_download=request.allow_download)
     model = load_model(request.model, request.device, request.weights_dirs)
+    resolve_style(request.conditioning, model, request.style_dirs)
     return animate(
         audio, request.template, request.triangles, model, request.conditioning, request.fps,
         progress=lambda f, m: report(0.1 + 0.85 * f, m), should_cancel=should_cancel,

@@ -7,6 +7,8 @@ import bpy
 from ..core.errors import AudioError
 from ..core.models import Conditioning
 from ..preferences import preferences
+from ..properties import AVERAGE_STYLE, style_folders
+from .adapt_job import AdaptRequest, collect_adapt_request, style_folder
 from .audio_source import from_file, from_strip
 from .job import GenerateRequest, collect_request
 
@@ -26,7 +28,7 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
         scene,
         context.active_object,
         source,
-        Conditioning(emotion=settings.emotion, intensity=settings.intensity, style=settings.style or None),
+        Conditioning(emotion=settings.emotion, intensity=settings.intensity, style=None if settings.style in ("", AVERAGE_STYLE) else settings.style),
         model=settings.model,
         device=prefs.device if prefs else "auto",
         mode=settings.output_mode,
@@ -34,4 +36,24 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
         start_frame=start,
         cache_folder=settings.cache_folder,
         weights_dirs=[prefs.weights_folder] if prefs and prefs.weights_folder else [],
+        style_dirs=style_folders(context),
+    )
+
+
+def adapt_request_from_panel(context: bpy.types.Context) -> AdaptRequest:
+    scene = context.scene
+    settings = scene.talking_head
+    if settings.reference_audio_source == "STRIP":
+        if not settings.reference_strip:
+            raise AudioError("No reference sound strip chosen. Add the reference's speech in the Video Sequencer.")
+        source = from_strip(scene, settings.reference_strip)
+    else:
+        source = from_file(settings.reference_file, settings.reference_start)
+    prefs = preferences(context)
+    return collect_adapt_request(
+        scene, settings.reference_object, source, settings.reference_start, settings.reference_end,
+        settings.style_name.strip(), style_folder(prefs.styles_folder if prefs else "", bpy.data.filepath),
+        model=settings.model, device=prefs.device if prefs else "auto",
+        weights_dirs=[prefs.weights_folder] if prefs and prefs.weights_folder else [],
+        overwrite=settings.overwrite_style,
     )

@@ -110,26 +110,30 @@ def find_style(name: str, folders: list[str]) -> str | None:
     return None
 
 
-def available_styles(folders: list[str], model=None) -> list[str]:
-    """Names of the style files in `folders` (those of `model` only, when given)."""
-    fingerprint = model_fingerprint(model) if model is not None else None
-    names: list[str] = []
+def available_style_infos(folders: list[str]) -> list[dict]:
+    """The JSON records of the style files in `folders` (cheap: no weights are read)."""
+    infos: list[dict] = []
     for folder in folders:
         if not folder or not os.path.isdir(folder):
             continue
         for entry in sorted(os.listdir(folder)):
-            if not entry.endswith(".json"):
+            if not entry.endswith(".json") or not os.path.isfile(os.path.join(folder, entry[:-5] + ".safetensors")):
                 continue
             try:
                 with open(os.path.join(folder, entry), encoding="utf-8") as handle:
                     info = json.load(handle)
             except (OSError, ValueError):
                 continue
-            if info.get("format") == STYLE_FORMAT and os.path.isfile(os.path.join(folder, entry[:-5] + ".safetensors")):
-                if fingerprint is None or info.get("base_fingerprint") == fingerprint:
-                    if info["name"] not in names:
-                        names.append(info["name"])
-    return names
+            if info.get("format") == STYLE_FORMAT and all(info.get("name") != i["name"] for i in infos):
+                infos.append(info)
+    return infos
+
+
+def available_styles(folders: list[str], model=None) -> list[str]:
+    """Names of the style files in `folders` (those of `model` only, when given)."""
+    fingerprint = model_fingerprint(model) if model is not None else None
+    return [info["name"] for info in available_style_infos(folders)
+            if fingerprint is None or info.get("base_fingerprint") == fingerprint]
 
 
 def style_folders(extra: list[str] | None = None) -> list[str]:

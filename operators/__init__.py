@@ -2,8 +2,9 @@
 
 import bpy
 
+from .adapt_style import TALKINGHEAD_OT_adapt_style
 from .cancel import TALKINGHEAD_OT_cancel
 from .generate import TALKINGHEAD_OT_generate
 
-CLASSES = (TALKINGHEAD_OT_generate, TALKINGHEAD_OT_cancel)
+CLASSES = (TALKINGHEAD_OT_generate, TALKINGHEAD_OT_adapt_style, TALKINGHEAD_OT_cancel)
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

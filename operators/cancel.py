@@ -2,7 +2,7 @@ import bpy
 
 
 class TALKINGHEAD_OT_cancel(bpy.types.Operator):
-    """Stop the running generation; the scene stays exactly as it was"""
+    """Stop the running generation or adaptation; nothing is changed"""
 
     bl_idname = "talkinghead.cancel"
     bl_label = "Cancel"

@@ -2,7 +2,8 @@
 
 import bpy
 
+from .adapt import TALKINGHEAD_PT_adapt
 from .main import TALKINGHEAD_PT_main
 
-CLASSES = (TALKINGHEAD_PT_main,)
+CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_PT_adapt)  # the parent first
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -1,0 +1,32 @@
+import bpy
+
+
+class TALKINGHEAD_PT_adapt(bpy.types.Panel):
+    """Learn a new actor's speaking style from a reference performance in the scene"""
+
+    bl_label = "Adapt Style"
+    bl_idname = "TALKINGHEAD_PT_adapt"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+    bl_parent_id = "TALKINGHEAD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.talking_head
+        job = context.window_manager.talking_head_job
+        col = layout.column(align=True)
+        col.prop(settings, "reference_object")
+        col.prop(settings, "reference_audio_source", expand=True)
+        if settings.reference_audio_source == "STRIP":
+            col.prop(settings, "reference_strip", text="")
+        else:
+            col.prop(settings, "reference_file", text="")
+        row = layout.row(align=True)
+        row.prop(settings, "reference_start")
+        row.prop(settings, "reference_end")
+        layout.prop(settings, "style_name")
+        layout.prop(settings, "overwrite_style")
+        if not job.running:
+            layout.operator("talkinghead.adapt_style", icon="OUTLINER_DATA_ARMATURE")
