@@ -5,8 +5,6 @@ in a worker, and the style file written only when it finished and was not cancel
 from __future__ import annotations
 
 import os
-import threading
-import traceback
 from dataclasses import dataclass, field
 
 import bpy
@@ -14,13 +12,14 @@ import numpy as np
 
 from ..core.audio import load_audio
 from ..core.device import pick_device
-from ..core.errors import AudioError, Cancelled, OutputError, TalkingHeadError
+from ..core.errors import AudioError, Cancelled, OutputError
 from ..core.models import load_model
 from ..core.styles import Style, check_style_name, save_style, style_paths
 from .audio_source import AudioSource
 from .compat import scene_fps
 from .job import encoder_settings
-from .target import check_target, rest_shape
+from .target import check_target
+from .worker import WorkerJob
 
 
 @dataclass
@@ -118,38 +117,8 @@ def save_result(request: AdaptRequest, style: Style) -> str:
             f"{errors['unadapted']:.2f} -> {errors['final']:.2f} mm²)")
 
 
-class AdaptJob:
+class AdaptJob(WorkerJob):
     """`compute_style` in a worker thread, polled by the modal operator."""
 
     def __init__(self, request: AdaptRequest):
-        self.request = request
-        self.progress, self.message = 0.0, "Starting"
-        self.result: Style | None = None
-        self.error: str | None = None
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="talking-head-adapt", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def _report(self, fraction: float, message: str) -> None:
-        self.progress, self.message = float(fraction), message
-
-    def _run(self) -> None:
-        try:
-            self.result = compute_style(self.request, self._report, self._cancel.is_set)
-        except TalkingHeadError as exc:
-            self.error = str(exc)
-        except Exception as exc:
-            traceback.print_exc()
-            self.error = f"Adaptation failed unexpectedly ({type(exc).__name__}: {exc}). Please report this."
+        super().__init__(request, compute_style, "adaptation")

@@ -5,8 +5,6 @@ all three in a row.
 
 from __future__ import annotations
 
-import threading
-import traceback
 from dataclasses import dataclass, field
 
 import bpy
@@ -14,7 +12,7 @@ import numpy as np
 
 from ..core.audio import load_audio
 from ..core.device import pick_device
-from ..core.errors import Cancelled, OutputError, TalkingHeadError
+from ..core.errors import Cancelled, OutputError
 from ..core.models import Conditioning, load_model
 from ..core.pipeline import SceneMotion, animate
 from ..core.styles import resolve_style
@@ -23,6 +21,7 @@ from .cache import cache_path, write_vertex_cache
 from .compat import scene_fps
 from .shapekeys import write_shape_keys
 from .target import check_target
+from .worker import WorkerJob
 
 OUTPUT_MODES = ("SHAPEKEYS", "CACHE")
 
@@ -139,45 +138,8 @@ def apply(request: GenerateRequest, motion: SceneMotion) -> str:
     return f"Animated '{obj.name}' frames {request.start_frame:g}-{end:g} ({motion.duration_s:.2f} s of speech) as {where}"
 
 
-class GenerateJob:
+class GenerateJob(WorkerJob):
     """`compute` in a worker thread; the owner polls `done` and calls `apply` on the main thread."""
 
     def __init__(self, request: GenerateRequest):
-        self.request = request
-        self.progress = 0.0
-        self.message = "Starting"
-        self.result: SceneMotion | None = None
-        self.error: str | None = None
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="talking-head-generate", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def _report(self, fraction: float, message: str) -> None:
-        self.progress, self.message = float(fraction), message
-
-    def _run(self) -> None:
-        try:
-            self.result = compute(self.request, self._report, self._cancel.is_set)
-        except Cancelled as exc:
-            self.error = str(exc)
-        except TalkingHeadError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # an unexpected failure still reaches the user as a message
-            traceback.print_exc()
-            self.error = f"Generation failed unexpectedly ({type(exc).__name__}: {exc}). Please report this."
+        super().__init__(request, compute, "generation")

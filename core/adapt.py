@@ -275,3 +275,65 @@ def load_reference_files(audio_path: str, motion_path: str, template_path: str, 
     if frame_triangles is not None and triangles is not None and not np.array_equal(frame_triangles, triangles):
         raise ReferenceError("The reference frames and the template have different triangles; use one FLAME mesh.")
     return make_reference(load_audio(audio_path), frames, template, triangles, fps, model_fps)
+
+
+@dataclass
+class MetaOptions:
+    """Reptile (Nichol et al. 2018) over training speakers: the start from which a few adaptation
+    steps fit a speaker best (MetaFace's meta-learned initialisation)."""
+
+    steps: int = 0  # 0: no meta-learning
+    inner_style_steps: int = 15
+    inner_lora_steps: int = 15
+    outer_lr: float = 0.2  # Reptile step towards the adapted parameters, decaying linearly to 0
+    rank: int = 4
+    clips_per_speaker: int = 6
+
+
+def _inner_adapt(model, params: dict, visemes: torch.Tensor, target_mm: torch.Tensor, options: MetaOptions,
+                 adapt_options: AdaptOptions) -> dict:
+    adapter = _Adapter(model, visemes, target_mm, len(target_mm), adapt_options.weight_velocity)
+    params = {k: v.detach().clone() for k, v in params.items()}
+    for keys, steps, lr in ((["style"], options.inner_style_steps, adapt_options.lr_style),
+                            (["style", "basis_lora_a", "basis_lora_b"], options.inner_lora_steps, adapt_options.lr_lora)):
+        for key in params:
+            params[key].requires_grad_(key in keys)
+        optimiser = torch.optim.Adam([params[k] for k in keys], lr=lr)
+        for _ in range(steps):
+            loss, _ = adapter.losses(adapter.offsets_mm(params))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return {k: v.detach() for k, v in params.items()}
+
+
+def meta_train(model, examples: list[tuple[str, torch.Tensor, torch.Tensor]], options: MetaOptions, seed: int = 0,
+               log=print) -> dict[str, torch.Tensor]:
+    """Reptile over `examples` (speaker, viseme features (T, d), target offsets in mm (T, V, 3)):
+    each step adapts a copy of the start to one clip of one speaker and moves the start towards it."""
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    rng = np.random.default_rng(seed)
+    start = initial_parameters(model, options.rank, use_meta=False, seed=seed)
+    speakers = sorted({s for s, _, _ in examples})
+    by_speaker = {s: [e for e in examples if e[0] == s] for s in speakers}
+    adapt_options = AdaptOptions(rank=options.rank)
+    started = time.time()
+    for step in range(options.steps):
+        speaker = speakers[int(rng.integers(len(speakers)))]
+        _, visemes, target = by_speaker[speaker][int(rng.integers(len(by_speaker[speaker])))]
+        adapted = _inner_adapt(model, start, visemes, target, options, adapt_options)
+        epsilon = options.outer_lr * (1 - step / options.steps)
+        start = {k: v + epsilon * (adapted[k] - v) for k, v in start.items()}
+        if (step + 1) % 50 == 0 or step + 1 == options.steps:
+            log(f"meta step {step + 1}/{options.steps} ({(time.time() - started) / (step + 1):.2f} s/step)")
+    return {k: v.contiguous() for k, v in start.items()}
+
+
+def save_meta_init(folder: str, start: dict[str, torch.Tensor]) -> str:
+    from safetensors.torch import save_file
+
+    path = os.path.join(folder, META_FILE)
+    save_file({k: v.detach().cpu().contiguous() for k, v in start.items()}, path)
+    return path

@@ -44,6 +44,9 @@ class TrainConfig:
     feature_cache: str = ""  # folder for cached features; "" = <run folder>/features
     emotions: list = field(default_factory=list)  # train only on clips with these emotions ([] = all)
     transcripts: str = ""  # for data without phone times (real VOCASET): aligned with pocketsphinx
+    # meta-learned start for style adaptation (Reptile over training speakers), after the main
+    # training; {"steps": 0} turns it off. Keys: see core.adapt.MetaOptions
+    meta: dict = field(default_factory=lambda: {"steps": 0})
     validate_every: int = 500
     seed: int = 0
     threads: int = 0  # 0: torch's default
@@ -252,10 +255,41 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     folder = os.path.join(out, "model")
     model.config["name"] = os.path.basename(os.path.normpath(out))
     save_model(model, folder)
+    if int(config.meta.get("steps", 0)) > 0:
+        from .adapt import MetaOptions, meta_train, save_meta_init
+
+        options = MetaOptions(**config.meta)
+        examples = meta_examples(model, store, options.clips_per_speaker, rng)
+        log(f"meta-learning the adaptation start: {options.steps} Reptile steps over {len(examples)} clips")
+        save_meta_init(folder, meta_train(model, examples, options, config.seed, log))
     with open(os.path.join(folder, "training.json"), "w", encoding="utf-8") as handle:
         json.dump({"data": os.path.abspath(data), "config": asdict(config), "history": history,
                    "train_subjects": subjects}, handle, indent=1)
     return folder
+
+
+@torch.no_grad()
+def meta_examples(model, store: ClipStore, per_speaker: int, rng: np.random.Generator) -> list:
+    """(speaker, viseme features, target offsets in mm) for a few clean clips of each training speaker."""
+    model.eval()
+    chosen: dict[str, list[int]] = {}
+    for index in rng.permutation(len(store.clips)):
+        clip = store.clips[int(index)]
+        if "a" in clip.sentence.replace("sentence", ""):  # augmented copies: their originals suffice
+            continue
+        if len(chosen.setdefault(clip.subject, [])) < per_speaker:
+            chosen[clip.subject].append(int(index))
+    examples = []
+    for subject, indices in sorted(chosen.items()):
+        for index in indices:
+            _, offsets, _ = store.get(index)
+            if store.features is not None:
+                feats = store.motion_rate_features(index, 0).float()
+            else:
+                feats = resample_features(model.encoder.encode(store.get(index)[0], torch.device("cpu")), len(offsets))
+            visemes = model.viseme_features(feats.unsqueeze(0))[0]
+            examples.append((subject, visemes, torch.from_numpy(offsets) * 1000.0))
+    return examples
 
 
 def select_clips(clips: list[Clip], emotions: list[str]) -> list[Clip]:

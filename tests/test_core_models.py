@@ -91,3 +91,23 @@ def test_audio_context_convolutions_round_trip(tmp_path, speech, flame_mesh):
     loaded = load_model(str(tmp_path / "conv"))
     np.testing.assert_array_equal(model.predict(speech, flame_mesh[0], Conditioning()).vertex_offsets(),
                                   loaded.predict(speech, flame_mesh[0], Conditioning()).vertex_offsets())
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_gpu_gives_the_cpu_result(device):
+    """Same model, same audio: the accelerator's motion matches the CPU's up to float tolerance."""
+    import torch
+
+    available = torch.cuda.is_available() if device == "cuda" else (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())
+    if not available:
+        pytest.skip(f"no {device} device on this machine")
+    from conftest import make_tiny_model
+    from core.models import Conditioning
+
+    audio = np.random.default_rng(0).normal(size=16000 * 6).astype(np.float32) * 0.1
+    template = np.zeros((5023, 3), np.float32)
+    model = make_tiny_model()
+    on_cpu = model.predict(audio, template, Conditioning()).vertex_offsets()
+    on_gpu = model.to(device).predict(audio, template, Conditioning()).vertex_offsets()
+    assert np.abs(on_cpu - on_gpu).max() < 1e-5  # 0.01 mm

@@ -1,0 +1,104 @@
+"""Style adaptation on the synthetic corpus's test speakers (styles the model never saw).
+
+    .venv/bin/python benchmarks/bench_adapt.py --data CORPUS [--model default] [--speakers 5]
+
+For each test speaker: a reference of about 5 s (neutral sentences joined until 5 s), then LVE and
+MVE on 10+ other neutral sentences of that speaker for: the unadapted model (average style),
+stage 1 only (style embedding), stage 1 + LoRA (the product), the same without the meta-learned
+start, and full-basis fine-tuning. Prints the time to adapt and the style file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.adapt import AdaptOptions, ReferenceClip, adapt_style  # noqa: E402
+from core.audio import load_audio  # noqa: E402
+from core.data import load_clips  # noqa: E402
+from core.evaluate import load_masks, lve  # noqa: E402
+from core.flame import SHARED_FLAME  # noqa: E402
+from core.models import Conditioning, load_model  # noqa: E402
+from core.styles import save_style  # noqa: E402
+
+VARIANTS = {
+    "unadapted": None,
+    "stage 1 (style only)": AdaptOptions(stage2="none"),
+    "stage 1 + LoRA, meta start (product)": AdaptOptions(),
+    "stage 1 + LoRA, no meta start": AdaptOptions(use_meta=False),
+    "full-basis fine-tune": AdaptOptions(stage2="full"),
+}
+
+
+def reference_of(clips, seconds: float = 5.0):
+    """Neutral sentences joined until `seconds`: (ReferenceClip, clips used)."""
+    audio, offsets, used = [], [], []
+    for clip in clips:
+        a = load_audio(clip.wav_path)
+        motion = clip.vertices() - clip.template[None]
+        n = min(len(motion), int(round(len(a) / 16000 * 30)))
+        audio.append(a[: int(n / 30 * 16000)])
+        offsets.append(motion[:n])
+        used.append(clip)
+        if sum(len(x) for x in audio) / 16000 >= seconds:
+            break
+    return ReferenceClip(np.concatenate(audio), np.concatenate(offsets), 30.0), used
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--speakers", type=int, default=5)
+    parser.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"))
+    args = parser.parse_args()
+    model = load_model(args.model)
+    lips = load_masks(args.masks)["lips"]
+    clips = [c for c in load_clips(args.data, "test") if c.emotion == "neutral"]
+    speakers = sorted({c.subject for c in clips})[: args.speakers]
+    scores = {name: {"lve": [], "mve": [], "seconds": [], "kb": []} for name in VARIANTS}
+    for speaker in speakers:
+        own = [c for c in clips if c.subject == speaker]
+        reference, used = reference_of(own)
+        evaluation = [c for c in own if c not in used][:12]
+        print(f"{speaker}: reference {len(reference.audio) / 16000:.1f} s ({len(used)} sentences), "
+              f"evaluated on {len(evaluation)} other sentences", file=sys.stderr)
+        for name, options in VARIANTS.items():
+            conditioning = Conditioning()
+            if options is not None:
+                started = time.time()
+                style = adapt_style(model, reference, "bench", options)
+                scores[name]["seconds"].append(time.time() - started)
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = save_style(style, os.path.join(tmp, "bench"))
+                    scores[name]["kb"].append(os.path.getsize(path) / 1024)
+                conditioning = Conditioning(adapted_style=style)
+            for clip in evaluation:
+                truth = clip.vertices()
+                pred = model.predict(load_audio(clip.wav_path), clip.template, conditioning).vertex_offsets()
+                n = min(len(pred), len(truth))
+                pred = pred[:n] + clip.template[None]
+                scores[name]["lve"].append(lve(pred, truth[:n], lips).mean())
+                scores[name]["mve"].append(np.linalg.norm(pred - truth[:n], axis=2).mean())
+    base = np.mean(scores["unadapted"]["mve"])
+    base_lve = np.mean(scores["unadapted"]["lve"])
+    print(f"| variant | LVE (x1e-5) | MVE (mm) | MVE vs unadapted | LVE vs unadapted | adapt time (s) | style file |")
+    print("|---|---|---|---|---|---|---|")
+    for name, s in scores.items():
+        l, m = np.mean(s["lve"]), np.mean(s["mve"])
+        seconds = f"{np.mean(s['seconds']):.1f}" if s["seconds"] else "-"
+        size = f"{np.mean(s['kb']):.0f} KB" if s["kb"] else "-"
+        print(f"| {name} | {l * 1e5:.3f} | {m * 1000:.3f} | {(m / base - 1) * 100:+.1f}% | "
+              f"{(l / base_lve - 1) * 100:+.1f}% | {seconds} | {size} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
