@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="FLAME head (its triangles locate the lips; audio-only runs animate it)")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     evaluate.add_argument("--json", default=None, help="also write the results here")
+    evaluate.add_argument("--mode", default=None, choices=("parallel", "autoregressive"),
+                          help="decoding mode (default: the model's)")
+    evaluate.add_argument("--only-emotion", default=None, choices=EMOTIONS,
+                          help="evaluate only the clips with this emotion (e.g. neutral for a model without emotion)")
     return parser
 
 

@@ -65,7 +65,8 @@ def closure_rate(bilabial_gaps: list[float]) -> float | None:
     return float(np.mean(np.array(bilabial_gaps) < CLOSED_MM)) if bilabial_gaps else None
 
 
-def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: np.ndarray, log=print) -> dict:
+def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: np.ndarray, log=print,
+                     emotion: str | None = None) -> dict:
     from .data import load_clips
     from .audio import load_audio
     from .models import Conditioning
@@ -76,6 +77,8 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
     lve_frames, mve, fdds, bilabial_gaps, openings, truth_gaps = [], [], [], [], [], []
     rigs: dict[str, FaceRig] = {}
     for clip in load_clips(data, split):
+        if emotion is not None and clip.emotion != emotion:
+            continue
         truth = clip.vertices()
         audio = load_audio(clip.wav_path)
         pred = clip.template + model.predict(audio, clip.template, Conditioning()).vertex_offsets()
@@ -145,10 +148,13 @@ def main_evaluate(args) -> int:
     from .models import load_model
 
     model = load_model(args.model, pick_device(args.device))
+    if args.mode:
+        model.config["mode"] = args.mode
     template, triangles = load_flame_mesh(args.template)
     results = {}
     if args.data:
-        results["dataset"] = evaluate_dataset(model, args.data, args.split, args.masks, triangles)
+        results["dataset"] = evaluate_dataset(model, args.data, args.split, args.masks, triangles,
+                                              emotion=args.only_emotion)
     if args.audio_only:
         results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles)
     for section, values in results.items():

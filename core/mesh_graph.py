@@ -1,0 +1,169 @@
+"""Mesh graph operators for spiral convolutions (SpiralNet++), shared by the emotion model's
+Mesh Attention and the diffusion model's motion VQ-VAE.
+
+Everything is computed from connectivity and rest positions: spirals (each vertex followed by
+its rings in a consistent angular order), and a pyramid of coarser vertex sets with sparse
+down-sampling (region averages) and up-sampling (inverse-distance interpolation) matrices.
+Results are deterministic for a mesh and cached on disk by a digest of its triangles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+
+def adjacency(triangles: np.ndarray, n_vertices: int, positions: np.ndarray | None = None) -> csr_matrix:
+    """Symmetric vertex adjacency (edge lengths when positions are given, else ones)."""
+    t = np.asarray(triangles, dtype=np.int64)
+    edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    weights = (np.linalg.norm(positions[edges[:, 0]] - positions[edges[:, 1]], axis=1) if positions is not None
+               else np.ones(len(edges)))
+    graph = coo_matrix((weights, (edges[:, 0], edges[:, 1])), shape=(n_vertices, n_vertices)).tocsr()
+    return graph.maximum(graph.T).tocsr()
+
+
+def _neighbours(graph: csr_matrix, vertex: int) -> np.ndarray:
+    return graph.indices[graph.indptr[vertex]:graph.indptr[vertex + 1]]
+
+
+def vertex_normals(positions: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals, oriented by the triangles' winding."""
+    t = np.asarray(triangles, dtype=np.int64)
+    face = np.cross(positions[t[:, 1]] - positions[t[:, 0]], positions[t[:, 2]] - positions[t[:, 0]])
+    normals = np.zeros_like(positions, dtype=np.float64)
+    for corner in range(3):
+        np.add.at(normals, t[:, corner], face)
+    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
+
+
+def spirals(graph: csr_matrix, positions: np.ndarray, normals: np.ndarray, length: int) -> np.ndarray:
+    """(V, length) indices: each vertex, then its 1-ring, 2-ring, ... each ring ordered
+    counter-clockwise about the vertex's normal starting from the direction to its lowest-index
+    neighbour. Short spirals (tiny components) are padded with the vertex itself."""
+    n = graph.shape[0]
+    out = np.empty((n, length), dtype=np.int64)
+    for vertex in range(n):
+        first_ring = _neighbours(graph, vertex)
+        normal = normals[vertex]
+        if len(first_ring):
+            reference = positions[first_ring.min()] - positions[vertex]
+        else:
+            reference = np.array([1.0, 0.0, 0.0])
+        x_axis = reference - np.dot(reference, normal) * normal
+        x_axis /= np.linalg.norm(x_axis) + 1e-12
+        y_axis = np.cross(normal, x_axis)
+        order, seen, frontier = [vertex], {vertex}, [vertex]
+        while len(order) < length and frontier:
+            ring = sorted({int(u) for f in frontier for u in _neighbours(graph, f)} - seen)
+            if not ring:
+                break
+            d = positions[ring] - positions[vertex]
+            angles = np.mod(np.arctan2(d @ y_axis, d @ x_axis), 2 * np.pi)
+            ring = [ring[i] for i in np.lexsort((np.array(ring), np.round(angles, 9)))]
+            order.extend(ring)
+            seen.update(ring)
+            frontier = ring
+        order = order[:length]
+        out[vertex] = order + [vertex] * (length - len(order))
+    return out
+
+
+@dataclass
+class MeshLevel:
+    """One level of the pyramid: its vertices (indices into the full mesh), graph and spirals."""
+
+    vertices: np.ndarray  # (n,) indices into the full-resolution mesh
+    graph: csr_matrix
+    spirals: np.ndarray  # (n, length)
+
+
+@dataclass
+class MeshPyramid:
+    levels: list[MeshLevel]  # levels[0] is the full mesh
+    down: list[csr_matrix]  # down[i]: level i -> level i+1, rows sum to 1
+    up: list[csr_matrix]  # up[i]: level i+1 -> level i, rows sum to 1
+
+
+def farthest_point_sample(graph: csr_matrix, count: int, start: int = 0) -> np.ndarray:
+    """`count` vertices spread evenly over the surface (geodesic farthest-point sampling)."""
+    chosen = [start]
+    distance = dijkstra(graph, indices=start)
+    distance[~np.isfinite(distance)] = 1e9  # other components: sampled first, so they are covered
+    for _ in range(count - 1):
+        nxt = int(np.argmax(distance))
+        chosen.append(nxt)
+        fresh = dijkstra(graph, indices=nxt)
+        fresh[~np.isfinite(fresh)] = 1e9
+        distance = np.minimum(distance, fresh)
+    return np.array(sorted(chosen))
+
+
+def _coarsen(graph: csr_matrix, keep: np.ndarray) -> tuple[csr_matrix, csr_matrix, csr_matrix]:
+    """(coarse graph, down (k x n), up (n x k)) for the kept vertices: each vertex belongs to its
+    geodesically nearest kept vertex; kept vertices are adjacent when their regions touch."""
+    n, k = graph.shape[0], len(keep)
+    distances, _, sources = dijkstra(graph, indices=keep, min_only=True, return_predecessors=True)
+    owner = np.searchsorted(keep, sources)
+    rows, cols = graph.nonzero()
+    across = owner[rows] != owner[cols]
+    coarse = coo_matrix((np.ones(int(across.sum())), (owner[rows[across]], owner[cols[across]])), shape=(k, k)).tocsr()
+    coarse = coarse.maximum(coarse.T)
+    coarse.data[:] = 1.0
+    counts = np.bincount(owner, minlength=k).astype(np.float64)
+    down = coo_matrix((1.0 / counts[owner], (owner, np.arange(n))), shape=(k, n)).tocsr()
+    # up: inverse-distance blend of the vertex's own region centre and the regions next to it
+    up_rows, up_cols, up_vals = [], [], []
+    for vertex in range(n):
+        candidates = {int(owner[vertex])} | {int(owner[u]) for u in _neighbours(graph, vertex)}
+        cand = np.array(sorted(candidates))
+        d = np.array([abs(distances[vertex]) if c == owner[vertex] else abs(distances[vertex]) + 1.0 for c in cand])
+        w = 1.0 / (d + 1e-6)
+        w /= w.sum()
+        up_rows += [vertex] * len(cand)
+        up_cols += cand.tolist()
+        up_vals += w.tolist()
+    up = coo_matrix((up_vals, (up_rows, up_cols)), shape=(n, k)).tocsr()
+    return coarse, down, up
+
+
+def build_pyramid(positions: np.ndarray, triangles: np.ndarray, factors: tuple[int, ...] = (4, 4),
+                  spiral_length: int = 9, cache_dir: str | None = None) -> MeshPyramid:
+    """Spirals on the full mesh and on levels coarsened by `factors`, cached by mesh digest."""
+    import pickle
+
+    key = hashlib.sha256(np.ascontiguousarray(triangles, dtype=np.int64).tobytes()
+                         + repr((len(positions), factors, spiral_length)).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"mesh_pyramid_{key}.pkl") if cache_dir else None
+    if path and os.path.isfile(path):
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    positions = np.asarray(positions, dtype=np.float64)
+    normals = vertex_normals(positions, triangles)
+    metric = adjacency(triangles, len(positions), positions)
+    levels = [MeshLevel(np.arange(len(positions)), metric, spirals(metric, positions, normals, spiral_length))]
+    down, up = [], []
+    graph, vertices = metric, np.arange(len(positions))
+    for factor in factors:
+        keep = farthest_point_sample(graph, max(8, graph.shape[0] // factor))
+        coarse, d, u = _coarsen(graph, keep)
+        vertices = vertices[keep]
+        levels.append(MeshLevel(vertices, coarse, spirals(coarse, positions[vertices], normals[vertices], spiral_length)))
+        down.append(d)
+        up.append(u)
+        # distances on the coarse level: edge lengths between the kept vertices
+        rows, cols = coarse.nonzero()
+        lengths = np.linalg.norm(positions[vertices[rows]] - positions[vertices[cols]], axis=1)
+        graph = coo_matrix((lengths, (rows, cols)), shape=coarse.shape).tocsr()
+    pyramid = MeshPyramid(levels, down, up)
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        with open(path + ".part", "wb") as handle:
+            pickle.dump(pyramid, handle)
+        os.replace(path + ".part", path)
+    return pyramid
