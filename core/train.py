@@ -153,6 +153,16 @@ def flame_triangles() -> np.ndarray:
     return _TRIANGLES[0]
 
 
+def emotion_vector(emotion: str, intensity: float) -> torch.Tensor:
+    """One-hot over EMOTIONS scaled by intensity; neutral is all zeros (nothing to add)."""
+    from .models.base import EMOTIONS
+
+    vector = torch.zeros(len(EMOTIONS))
+    if emotion != "neutral":
+        vector[EMOTIONS.index(emotion)] = float(intensity)
+    return vector
+
+
 def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     """Train (or resume) into `out`; returns the model folder."""
     os.makedirs(out, exist_ok=True)
@@ -202,7 +212,7 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         picks = rng.integers(len(train_clips), size=config.batch)
         items = [store.get(int(i)) for i in picks]
         length = min(config.crop_frames, min(len(o) for _, o, _ in items))
-        feats, targets, contacts, styles, lips = [], [], [], [], []
+        feats, targets, contacts, styles, lips, emotions = [], [], [], [], [], []
         for i, (audio, offsets, contact) in zip(picks, items):
             start = int(rng.integers(0, len(offsets) - length + 1))
             augmented = rng.random() < config.augment
@@ -214,34 +224,33 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
                 if augmented:
                     segment = augment_audio(segment, rng)
                 feats.append(resample_features(model.encoder.encode(segment, torch.device("cpu")), length))
+            clip = train_clips[int(i)]
             targets.append(torch.from_numpy(offsets[start:start + length]))
             contacts.append(torch.from_numpy(contact[start:start + length]))
-            styles.append(onehots[train_clips[int(i)].subject])
-            lips.append(masks[train_clips[int(i)].subject])
-        feats, target = torch.stack(feats), torch.stack(targets) * 1000.0  # millimetres
-        contact, style, lip = torch.stack(contacts), torch.stack(styles), torch.stack(lips)
-        pred = model(feats, style) * 1000.0
-        loss_rec = torch.mean((pred - target) ** 2)
-        loss_vel = torch.mean(((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2)
-        lip_err = ((pred - target) ** 2).sum(-1)  # (B, T, V)
-        lip_err = (lip_err * lip[:, None, :]).sum(-1) / lip.sum(-1, keepdim=True)  # (B, T)
-        loss_lip = (lip_err * contact).sum() / (contact.sum() + 1e-6)
-        loss = loss_rec + config.weight_velocity * loss_vel + config.weight_lip_contact * loss_lip
+            styles.append(onehots[clip.subject])
+            lips.append(masks[clip.subject])
+            emotions.append(emotion_vector(clip.emotion, clip.intensity))
+        batch = {
+            "features": torch.stack(feats), "target_mm": torch.stack(targets) * 1000.0, "contact": torch.stack(contacts),
+            "style": torch.stack(styles), "lips": torch.stack(lips), "emotion": torch.stack(emotions),
+            "progress": step / config.steps,
+        }
+        loss, parts = model.training_loss(batch, config)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         schedule.step()
-        running.append([loss.item(), loss_rec.item(), loss_vel.item(), loss_lip.item()])
+        running.append({"loss": loss.item(), **{k: float(v) for k, v in parts.items()}})
         done = step + 1
         if done % 50 == 0 or done == config.steps:
-            mean = np.mean(running, axis=0)
+            mean = {k: float(np.mean([r[k] for r in running])) for k in running[0]}
             running = []
             rate = (done - start_step) / (time.time() - started)
             eta = (config.steps - done) / max(rate, 1e-9)
-            log(f"step {done}/{config.steps} loss {mean[0]:.4f} (rec {mean[1]:.4f} vel {mean[2]:.4f} lip {mean[3]:.4f}) "
-                f"{rate:.1f} steps/s, ETA {eta / 60:.1f} min")
-            history.append({"step": done, "loss": float(mean[0])})
+            detail = " ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "loss")
+            log(f"step {done}/{config.steps} loss {mean['loss']:.4f} ({detail}) {rate:.1f} steps/s, ETA {eta / 60:.1f} min")
+            history.append({"step": done, "loss": mean["loss"]})
         if val_clips and (done % config.validate_every == 0 or done == config.steps):
             mve = validate(model, val_store)
             history.append({"step": done, "val_mve_mm": mve})

@@ -160,6 +160,18 @@ class ImitatorModel(nn.Module):
         style = self.style_embedding(style_onehot).unsqueeze(1)
         return self.offsets_from_coefficients(self.coefficients(visemes, style))
 
+    def training_loss(self, batch: dict, config) -> tuple[torch.Tensor, dict]:
+        """Imitator's losses: vertex MSE, velocity and lip contact at bilabial closures (mm)."""
+        pred = self(batch["features"], batch["style"]) * 1000.0
+        target, lips, contact = batch["target_mm"], batch["lips"], batch["contact"]
+        loss_rec = torch.mean((pred - target) ** 2)
+        loss_vel = torch.mean(((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2)
+        lip_err = ((pred - target) ** 2).sum(-1)  # (B, T, V)
+        lip_err = (lip_err * lips[:, None, :]).sum(-1) / lips.sum(-1, keepdim=True)  # (B, T)
+        loss_lip = (lip_err * contact).sum() / (contact.sum() + 1e-6)
+        loss = loss_rec + config.weight_velocity * loss_vel + config.weight_lip_contact * loss_lip
+        return loss, {"rec": loss_rec.item(), "vel": loss_vel.item(), "lip": loss_lip.item()}
+
     # ---- product path ------------------------------------------------------------------------
     @torch.no_grad()
     def predict(
