@@ -31,7 +31,13 @@ def _imitator(config: dict):
     return ImitatorModel(config)
 
 
-ARCHITECTURES: dict[str, Callable[[dict], MotionModel]] = {"imitator": _imitator}
+def _emoface(config: dict):
+    from .emoface import EmoFaceModel
+
+    return EmoFaceModel(config)
+
+
+ARCHITECTURES: dict[str, Callable[[dict], MotionModel]] = {"imitator": _imitator, "emoface": _emoface}
 
 
 def build_model(config: dict) -> MotionModel:

@@ -19,6 +19,7 @@ ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful")
+FROM_AUDIO = "from_audio"  # emotion models infer the emotion and its intensity from the voice
 
 
 @dataclass
@@ -37,8 +38,8 @@ class Conditioning:
     def validate(self) -> "Conditioning":
         from ..errors import ModelError
 
-        if self.emotion not in EMOTIONS:
-            raise ModelError(f"Unknown emotion '{self.emotion}'. Choose one of: {', '.join(EMOTIONS)}.")
+        if self.emotion not in EMOTIONS + (FROM_AUDIO,):
+            raise ModelError(f"Unknown emotion '{self.emotion}'. Choose one of: {', '.join(EMOTIONS + (FROM_AUDIO,))}.")
         if not 0.0 <= float(self.intensity) <= 1.0:
             raise ModelError(f"Emotion intensity {self.intensity} is out of range; use a value from 0 to 1.")
         return self

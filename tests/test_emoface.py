@@ -1,0 +1,73 @@
+"""EmoFace: SpiralConv3D, Mesh Attention fusion, emotion conditioning and training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared_path
+from test_corpus import tiny_corpus  # noqa: F401  (fixture)
+
+TINY = {"architecture": "emoface", "name": "tiny_emo", "d_model": 16, "n_heads": 2, "ffn_dim": 32, "n_basis": 8,
+        "attention_channels": 4, "attention_layers": 1, "position_dim": 2, "feature_reduce": 2,
+        "window_frames": 60, "overlap_frames": 15}
+
+
+def test_spiral_conv_3d_gathers_spirals_of_this_and_the_previous_frame():
+    from core.models.emoface import SpiralConv3D
+
+    spirals = torch.tensor([[0, 1, 2], [1, 2, 0], [2, 0, 1]])
+    conv = SpiralConv3D(1, 1, spirals)
+    x = torch.arange(2 * 3, dtype=torch.float32).reshape(1, 2, 3, 1)  # frame 0: 0 1 2, frame 1: 3 4 5
+    with torch.no_grad():
+        conv.linear.weight.copy_(torch.tensor([[1.0, 10.0, 100.0, 1000.0, 1e4, 1e5]]))
+        conv.linear.bias.zero_()
+    out = conv(x)[0, :, :, 0]
+    # vertex 1 at frame 1: current spiral (4, 5, 3), previous frame's spiral (1, 2, 0), interleaved per spiral slot
+    current, previous = [4.0, 5.0, 3.0], [1.0, 2.0, 0.0]
+    features = [v for pair in zip(current, previous) for v in pair]
+    assert out[1, 1].item() == pytest.approx(sum(f * w for f, w in zip(features, [1, 10, 100, 1000, 1e4, 1e5])))
+    assert out[0, 1].item() == pytest.approx(sum(f * w for f, w in zip([1, 1, 2, 2, 0, 0], [1, 10, 100, 1000, 1e4, 1e5])))
+
+
+def _tiny_model(seed=0):
+    from core.models import build_model
+
+    shared_path("flame/FLAME_sample.ply")
+    torch.manual_seed(seed)
+    model = build_model(dict(TINY))
+    for basis in (model.content_basis, model.emotion_basis):
+        torch.nn.init.normal_(basis.weight, std=2e-3)
+    return model
+
+
+def test_emotion_changes_the_output_and_from_audio_names_one():
+    from core.models import Conditioning
+
+    model = _tiny_model()
+    audio = np.random.default_rng(0).normal(size=16000 * 2).astype(np.float32) * 0.1
+    template = np.zeros((5023, 3), np.float32)
+    neutral = model.predict(audio, template, Conditioning()).vertex_offsets()
+    happy = model.predict(audio, template, Conditioning(emotion="happy", intensity=1.0)).vertex_offsets()
+    assert neutral.shape == (60, 5023, 3) and np.abs(happy - neutral).max() > 1e-5
+    ramp = Conditioning(emotion="happy", intensity_curve=np.linspace(0, 1, 60))
+    ramped = model.predict(audio, template, ramp).vertex_offsets()
+    assert np.abs(ramped[0] - neutral[0]).max() < np.abs(ramped[-1] - neutral[-1]).max()
+    guessed = model.predict(audio, template, Conditioning(emotion="from_audio"))
+    assert guessed.info["emotion_from_audio"] in ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_emoface_trains_on_the_emotional_corpus(tiny_corpus, tmp_path):  # noqa: F811
+    from core.models import load_model
+    from core.train import TrainConfig, train
+
+    config = TrainConfig(steps=60, batch=2, crop_frames=45, validate_every=1000, lr=3e-3, model=dict(TINY))
+    folder = train(str(tiny_corpus), str(tmp_path / "run"), config, log=lambda m: None)
+    history = json.loads((tmp_path / "run" / "model" / "training.json").read_text())["history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses[-1] < losses[0], losses
+    assert load_model(folder).config["architecture"] == "emoface"
