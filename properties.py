@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from .core.models.base import EMOTIONS
+from .core.models.base import EMOTIONS, FROM_AUDIO
 
 # Blender keeps only references to dynamic enum strings: hold them here so they are not freed
 _enum_cache: dict[str, list[tuple[str, str, str]]] = {}
@@ -85,8 +85,10 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
     strip: EnumProperty(name="Strip", items=_strip_items, description="Sound strip whose speech drives the face")
     audio_file: StringProperty(name="File", subtype="FILE_PATH", description="wav, flac, ogg or mp3 file with speech")
     model: EnumProperty(name="Model", items=_model_items)
-    emotion: EnumProperty(name="Emotion", items=[(e, e.capitalize(), "") for e in EMOTIONS], default="neutral")
-    intensity: FloatProperty(name="Intensity", min=0.0, max=1.0, default=1.0, description="Strength of the emotion")
+    emotion: EnumProperty(name="Emotion", items=[(e, e.capitalize(), "") for e in EMOTIONS] + [
+        (FROM_AUDIO, "From Audio", "Let an emotion model hear the emotion and its strength in the voice")], default="neutral")
+    intensity: FloatProperty(name="Intensity", min=0.0, max=1.0, default=1.0,
+                             description="Strength of the emotion; keyframe it to change it over the shot")
     style: EnumProperty(name="Style", items=_style_items,
                         description="Speaking style: an adapted actor's style file, or one the model was trained with")
     output_mode: EnumProperty(

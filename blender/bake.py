@@ -17,7 +17,7 @@ import time
 import bpy
 
 from ..core.errors import OutputError, TalkingHeadError
-from ..core.models.base import EMOTIONS, Conditioning
+from ..core.models.base import EMOTIONS, FROM_AUDIO, Conditioning
 from .audio_source import from_file, from_strip
 from .job import apply, collect_request, compute
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--audio", help="audio file with the speech")
     parser.add_argument("--mode", choices=("shapekeys", "cache"), default="shapekeys")
     parser.add_argument("--model", default=None)
-    parser.add_argument("--emotion", choices=EMOTIONS, default="neutral")
+    parser.add_argument("--emotion", choices=EMOTIONS + (FROM_AUDIO,), default="neutral")
     parser.add_argument("--intensity", type=float, default=1.0)
     parser.add_argument("--style", default=None,
                         help="a style the model was trained with, or an adapted style file's name or path")

@@ -10,6 +10,8 @@ from ..preferences import preferences
 from ..properties import AVERAGE_STYLE, style_folders
 from .adapt_job import AdaptRequest, collect_adapt_request, style_folder
 from .audio_source import from_file, from_strip
+from .compat import scene_fps
+from .intensity import intensity_curve
 from .job import GenerateRequest, collect_request
 
 
@@ -24,11 +26,16 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
         source = from_file(settings.audio_file, settings.start_frame)
     prefs = preferences(context)
     start = None if (settings.audio_source == "STRIP" and settings.use_strip_start) else settings.start_frame
+    conditioning = Conditioning(emotion=settings.emotion, intensity=settings.intensity,
+                                style=None if settings.style in ("", AVERAGE_STYLE) else settings.style)
+    if settings.emotion not in ("neutral", "from_audio"):
+        conditioning.intensity_curve = intensity_curve(
+            scene, source.start_frame if start is None else start, _duration(source), scene_fps(scene))
     return collect_request(
         scene,
         context.active_object,
         source,
-        Conditioning(emotion=settings.emotion, intensity=settings.intensity, style=None if settings.style in ("", AVERAGE_STYLE) else settings.style),
+        conditioning,
         model=settings.model,
         device=prefs.device if prefs else "auto",
         mode=settings.output_mode,
@@ -38,6 +45,17 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
         weights_dirs=[prefs.weights_folder] if prefs and prefs.weights_folder else [],
         style_dirs=style_folders(context),
     )
+
+
+def _duration(source) -> float:
+    if source.duration_s is not None:
+        return source.duration_s
+    import soundfile
+
+    try:
+        return max(0.0, soundfile.info(source.path).duration - source.offset_s)
+    except RuntimeError:
+        return 0.0  # unreadable: Generate reports it when it loads the audio
 
 
 def adapt_request_from_panel(context: bpy.types.Context) -> AdaptRequest:

@@ -11,12 +11,13 @@ import sys
 
 from .errors import TalkingHeadError
 from .flame import SHARED_FLAME
-from .models.base import EMOTIONS
+from .models.base import EMOTIONS, FROM_AUDIO
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name in the weights folders, or a model folder (default: 'default')")
-    parser.add_argument("--emotion", default="neutral", choices=EMOTIONS)
+    parser.add_argument("--emotion", default="neutral", choices=EMOTIONS + (FROM_AUDIO,),
+                        help="emotion (models with emotion control; from_audio: inferred from the voice)")
     parser.add_argument("--intensity", type=float, default=1.0, help="emotion intensity, 0 to 1")
     parser.add_argument("--style", default=None,
                         help="speaking style: a style the model was trained with, a style file's name, or its path")
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--steps", type=int, default=None)
     trainer.add_argument("--batch", type=int, default=None)
     trainer.add_argument("--seed", type=int, default=None)
+    trainer.add_argument("--feature-cache", default=None,
+                         help="folder of cached encoder features, shareable between runs (default: RUN_DIR/features)")
     trainer.add_argument("--transcripts", default=None,
                          help="for data without phone times (real VOCASET): a text file of lines "
                               "'<subject>_<sentence> words' or 'sentenceNN words' (or JSON), aligned with pocketsphinx")

@@ -358,7 +358,7 @@ def validate(model, store: ClipStore) -> float:
 
 def main_train(args) -> int:
     config = TrainConfig.from_file(args.config)
-    for key in ("steps", "seed", "batch", "transcripts"):
+    for key in ("steps", "seed", "batch", "transcripts", "feature_cache"):
         if getattr(args, key, None) is not None:
             setattr(config, key, getattr(args, key))
     folder = train(args.data, args.out, config, log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -20,12 +20,12 @@ def test_spiral_conv_3d_gathers_spirals_of_this_and_the_previous_frame():
     from core.models.emoface import SpiralConv3D
 
     spirals = torch.tensor([[0, 1, 2], [1, 2, 0], [2, 0, 1]])
-    conv = SpiralConv3D(1, 1, spirals)
+    conv = SpiralConv3D(1, 1, 3)
     x = torch.arange(2 * 3, dtype=torch.float32).reshape(1, 2, 3, 1)  # frame 0: 0 1 2, frame 1: 3 4 5
     with torch.no_grad():
         conv.linear.weight.copy_(torch.tensor([[1.0, 10.0, 100.0, 1000.0, 1e4, 1e5]]))
         conv.linear.bias.zero_()
-    out = conv(x)[0, :, :, 0]
+    out = conv(x, spirals)[0, :, :, 0]
     # vertex 1 at frame 1: current spiral (4, 5, 3), previous frame's spiral (1, 2, 0), interleaved per spiral slot
     current, previous = [4.0, 5.0, 3.0], [1.0, 2.0, 0.0]
     features = [v for pair in zip(current, previous) for v in pair]

@@ -60,50 +60,59 @@ class SpiralConv3D(nn.Module):
     """Gathers each vertex's features along its spiral in the current and previous frame, then
     one linear layer: (B, T, N, C_in) -> (B, T, N, C_out)."""
 
-    def __init__(self, in_channels: int, out_channels: int, spirals: torch.Tensor):
+    def __init__(self, in_channels: int, out_channels: int, spiral_length: int):
         super().__init__()
-        self.register_buffer("spirals", spirals.long(), persistent=False)
-        self.linear = nn.Linear(2 * spirals.shape[1] * in_channels, out_channels)
+        self.linear = nn.Linear(2 * spiral_length * in_channels, out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spirals: torch.Tensor) -> torch.Tensor:
         batch, frames, n, channels = x.shape
         previous = torch.cat([x[:, :1], x[:, :-1]], dim=1)  # the first frame is its own predecessor
-        gathered = torch.cat([x[:, :, self.spirals], previous[:, :, self.spirals]], dim=-1)  # (B,T,N,k,2C)
+        gathered = torch.cat([x[:, :, spirals], previous[:, :, spirals]], dim=-1)  # (B, T, N, k, 2C)
         return self.linear(gathered.reshape(batch, frames, n, -1))
 
 
 class MeshAttention(nn.Module):
-    """Per-vertex, per-frame fusion weights of the two branches."""
+    """Per-vertex, per-frame fusion weights of the two branches.
 
-    def __init__(self, d_model: int, channels: int, layers: int, position_dim: int, reduce: int,
-                 spirals: torch.Tensor, down: torch.Tensor, up: torch.Tensor):
+    The mesh graph (spirals and sparse down/up-sampling to the coarse level) is part of the
+    weights, so a model folder works without FLAME files beside it."""
+
+    def __init__(self, d_model: int, channels: int, layers: int, position_dim: int, reduce: int, graph: dict):
         super().__init__()
-        self.register_buffer("down", down, persistent=False)  # sparse (N, V): region averages
-        self.register_buffer("up", up, persistent=False)  # sparse (V, N): interpolation
-        n = down.shape[0]
+        for name, tensor in graph.items():  # spirals (N, k), {down,up}_{indices,values,shape}
+            self.register_buffer(name, tensor)
+        n, spiral_length = graph["spirals"].shape
         self.reduce_content = nn.Linear(d_model, reduce)
         self.reduce_emotion = nn.Linear(d_model, reduce)
         self.position = nn.Parameter(torch.randn(n, position_dim) * 0.1)
         in_channels = 3 * 3 + 2 * reduce + position_dim
-        convs = []
-        for i in range(layers):
-            convs.append(SpiralConv3D(in_channels if i == 0 else channels, channels, spirals))
-        self.convs = nn.ModuleList(convs)
+        self.convs = nn.ModuleList(SpiralConv3D(in_channels if i == 0 else channels, channels, spiral_length)
+                                   for i in range(layers))
         self.out = nn.Linear(channels, 2)
+        self._sparse: dict = {}
+
+    def sparse(self, name: str) -> torch.Tensor:
+        key = (name, self.spirals.device)
+        if key not in self._sparse:
+            indices, values = getattr(self, f"{name}_indices"), getattr(self, f"{name}_values")
+            shape = tuple(int(v) for v in getattr(self, f"{name}_shape"))
+            self._sparse[key] = torch.sparse_coo_tensor(indices, values, shape, check_invariants=True).coalesce()
+        return self._sparse[key]
 
     def forward(self, content: torch.Tensor, emotion: torch.Tensor, previous: torch.Tensor,
                 content_features: torch.Tensor, emotion_features: torch.Tensor) -> torch.Tensor:
         """Offsets (B, T, V, 3) and features (B, T, d) -> weights (B, T, V, 2) summing to 1."""
         batch, frames = content.shape[:2]
-        coarse = [_apply_sparse(self.down, o) for o in (content, emotion, previous)]
-        n = self.down.shape[0]
+        down = self.sparse("down")
+        coarse = [_apply_sparse(down, o) for o in (content, emotion, previous)]
+        n = down.shape[0]
         per_frame = torch.cat([self.reduce_content(content_features), self.reduce_emotion(emotion_features)], -1)
         x = torch.cat(coarse + [per_frame[:, :, None].expand(-1, -1, n, -1),
                                 self.position[None, None].expand(batch, frames, -1, -1)], dim=-1)
         for conv in self.convs:
-            x = nn.functional.elu(conv(x))
+            x = nn.functional.elu(conv(x, self.spirals))
         weights = torch.softmax(self.out(x), dim=-1)  # (B, T, N, 2)
-        return _apply_sparse(self.up, weights)
+        return _apply_sparse(self.sparse("up"), weights)
 
 
 def _apply_sparse(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +136,7 @@ def _positions(n_frames: int, dim: int, device: torch.device) -> torch.Tensor:
 
 
 class EmoFaceModel(nn.Module):
-    def __init__(self, config: dict, pyramid=None):
+    def __init__(self, config: dict):
         super().__init__()
         self.config = {**DEFAULTS, **config}
         cfg = self.config
@@ -151,10 +160,15 @@ class EmoFaceModel(nn.Module):
             nn.init.zeros_(basis.weight)
             nn.init.zeros_(basis.bias)
         self.classifier = nn.Linear(d, len(EMOTIONS) + 1)  # label logits + intensity
-        pyramid = pyramid or _flame_pyramid(self.n_vertices, int(cfg["spiral_length"]), int(cfg["attention_level"]))
-        spirals, down, up = pyramid
+        if "graph" in cfg:  # a trained model: the graph comes with the weights
+            graph = _graph_placeholder(cfg["graph"], int(cfg["spiral_length"]))
+        else:  # a new model: build the graph from FLAME's mesh and record its sizes
+            graph = _flame_graph(self.n_vertices, int(cfg["spiral_length"]), int(cfg["attention_level"]))
+            self.config["graph"] = {"coarse_vertices": int(graph["spirals"].shape[0]),
+                                    "down_nnz": int(graph["down_values"].shape[0]),
+                                    "up_nnz": int(graph["up_values"].shape[0])}
         self.mesh_attention = MeshAttention(d, int(cfg["attention_channels"]), int(cfg["attention_layers"]),
-                                            int(cfg["position_dim"]), int(cfg["feature_reduce"]), spirals, down, up)
+                                            int(cfg["position_dim"]), int(cfg["feature_reduce"]), graph)
 
     # ---- network --------------------------------------------------------------------------------
     def audio_memory(self, features: torch.Tensor) -> torch.Tensor:
@@ -269,36 +283,44 @@ class EmoFaceModel(nn.Module):
                                 info={"model": self.name, "architecture": "emoface", **info})
 
 
-_PYRAMIDS: dict = {}
+_GRAPHS: dict = {}
 
 
-def _flame_pyramid(n_vertices: int, spiral_length: int, level: int):
-    """(spirals, down (N, V), up (V, N)) of FLAME's mesh at `level`, from ../shared or TALKING_HEAD_FLAME."""
+def _flame_graph(n_vertices: int, spiral_length: int, level: int) -> dict:
+    """Spirals at `level` of FLAME's mesh pyramid and the sparse maps between it and full resolution."""
     key = (n_vertices, spiral_length, level)
-    if key not in _PYRAMIDS:
+    if key not in _GRAPHS:
+        from scipy.sparse import identity
+
         from ..encoders import SETTINGS
         from ..mesh_graph import build_pyramid
         from ..train import flame_triangles
         from ..whisper import default_cache_dir
 
-        triangles = flame_triangles()
-        positions = _flame_positions()
-        pyramid = build_pyramid(positions, triangles, factors=(4,) * max(level, 1), spiral_length=spiral_length,
-                                cache_dir=SETTINGS["cache_dir"] or default_cache_dir())
-        from scipy.sparse import identity
-
+        pyramid = build_pyramid(_flame_positions(), flame_triangles(), factors=(4,) * max(level, 1),
+                                spiral_length=spiral_length, cache_dir=SETTINGS["cache_dir"] or default_cache_dir())
         down, up = identity(n_vertices, format="csr"), identity(n_vertices, format="csr")
         for i in range(level):
             down = pyramid.down[i] @ down
             up = up @ pyramid.up[i]
-        _PYRAMIDS[key] = (torch.from_numpy(pyramid.levels[level].spirals), _sparse(down), _sparse(up))
-    return _PYRAMIDS[key]
+        graph = {"spirals": torch.from_numpy(pyramid.levels[level].spirals)}
+        for name, matrix in (("down", down), ("up", up)):
+            coo = matrix.tocoo()
+            graph[f"{name}_indices"] = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+            graph[f"{name}_values"] = torch.from_numpy(coo.data.astype(np.float32))
+            graph[f"{name}_shape"] = torch.tensor(coo.shape, dtype=torch.int64)
+        _GRAPHS[key] = graph
+    return {k: v.clone() for k, v in _GRAPHS[key].items()}
 
 
-def _sparse(matrix) -> torch.Tensor:
-    coo = matrix.tocoo()
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(indices, torch.from_numpy(coo.data.astype(np.float32)), coo.shape, check_invariants=True).coalesce()
+def _graph_placeholder(sizes: dict, spiral_length: int) -> dict:
+    """Buffers of the right shapes, filled by load_state_dict."""
+    n = int(sizes["coarse_vertices"])
+    return {"spirals": torch.zeros(n, spiral_length, dtype=torch.int64),
+            "down_indices": torch.zeros(2, int(sizes["down_nnz"]), dtype=torch.int64),
+            "down_values": torch.zeros(int(sizes["down_nnz"])), "down_shape": torch.zeros(2, dtype=torch.int64),
+            "up_indices": torch.zeros(2, int(sizes["up_nnz"]), dtype=torch.int64),
+            "up_values": torch.zeros(int(sizes["up_nnz"])), "up_shape": torch.zeros(2, dtype=torch.int64)}
 
 
 def _flame_positions() -> np.ndarray:
