@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -104,3 +105,25 @@ def audio_files(tmp_path_factory, speech_path) -> dict[str, Path]:
     files["corrupt"].write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(300))
     files["empty"].write_bytes(b"")
     return files
+
+
+# The tiny synthetic corpus (3 speakers x 4 sentences, one augmented copy of the training clips):
+# generated once per test session and shared by the corpus, training, adaptation and emotion tests.
+def make_corpus(folder, speakers=3, sentences=4, seed=0):
+    import glob
+
+    from core.corpus.generate import generate_corpus
+
+    heads = sorted(glob.glob(str(shared_path("flame") / "*.ply")))
+    eyelids = np.load(shared_path("flame/l_eyelid.npy")) + np.load(shared_path("flame/r_eyelid.npy"))
+    return generate_corpus(str(folder), speakers, sentences, seed, heads, eyelids.astype(np.float32), workers=2,
+                           progress=lambda m: None, augment_copies=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    if shutil.which("festival") is None or shutil.which("sox") is None:
+        pytest.skip("needs festival and sox (.ci/run installs them)")
+    folder = tmp_path_factory.mktemp("corpus")
+    make_corpus(folder)
+    return folder

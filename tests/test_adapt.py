@@ -9,7 +9,6 @@ import pytest
 import soundfile
 
 from conftest import make_tiny_model, shared_path
-from test_corpus import tiny_corpus  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")

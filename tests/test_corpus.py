@@ -10,32 +10,12 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import make_corpus, shared_path
 from core.corpus.articulation import BILABIALS, OPEN_VOWELS, FaceRig
 
 needs_festival = pytest.mark.skipif(shutil.which("festival") is None or shutil.which("sox") is None,
                                     reason="needs festival and sox (apt-get install festival festvox-kallpc16k "
                                            "festvox-kdlpc16k festvox-us-slt-hts sox; .ci/run installs them)")
-
-
-def make_corpus(folder, speakers=3, sentences=4, seed=0):
-    import glob
-
-    from core.corpus.generate import generate_corpus
-
-    heads = sorted(glob.glob(str(shared_path("flame") / "*.ply")))
-    eyelids = np.load(shared_path("flame/l_eyelid.npy")) + np.load(shared_path("flame/r_eyelid.npy"))
-    return generate_corpus(str(folder), speakers, sentences, seed, heads, eyelids.astype(np.float32), workers=2,
-                           progress=lambda m: None, augment_copies=1)
-
-
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory):
-    if shutil.which("festival") is None or shutil.which("sox") is None:
-        pytest.skip("needs festival and sox (.ci/run installs them)")
-    folder = tmp_path_factory.mktemp("corpus")
-    make_corpus(folder)
-    return folder
 
 
 @needs_festival

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from conftest import shared_path
-from test_corpus import tiny_corpus  # noqa: F401  (fixture)
 
 TINY = {"architecture": "emoface", "name": "tiny_emo", "d_model": 16, "n_heads": 2, "ffn_dim": 32, "n_basis": 8,
         "attention_channels": 4, "attention_layers": 1, "position_dim": 2, "feature_reduce": 2,

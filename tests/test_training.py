@@ -10,7 +10,6 @@ import pytest
 import soundfile
 
 from conftest import shared_path
-from test_corpus import tiny_corpus  # noqa: F401  (fixture)
 
 
 def test_real_vocaset_layout_is_read(tmp_path, speech_path):
