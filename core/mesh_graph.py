@@ -167,3 +167,60 @@ def build_pyramid(positions: np.ndarray, triangles: np.ndarray, factors: tuple[i
             pickle.dump(pyramid, handle)
         os.replace(path + ".part", path)
     return pyramid
+
+
+_FLAME_PYRAMIDS: dict = {}
+
+
+def flame_pyramid(spiral_length: int, levels: int) -> MeshPyramid:
+    """FLAME's pyramid (factor 4 per level), built once per process from the FLAME mesh of
+    ../shared or TALKING_HEAD_FLAME and cached on disk. Trained models keep what they need in
+    their weights, so this is only needed to build a new model."""
+    from .encoders import SETTINGS
+    from .errors import ModelError
+    from .flame import SHARED_FLAME
+    from .mesh_io import read_mesh
+    from .whisper import default_cache_dir
+
+    key = (spiral_length, levels)
+    if key not in _FLAME_PYRAMIDS:
+        for path in (os.environ.get("TALKING_HEAD_FLAME", ""), os.path.join(SHARED_FLAME, "FLAME_sample.ply")):
+            if path and os.path.isfile(path):
+                positions, triangles = read_mesh(path)
+                break
+        else:
+            raise ModelError("Building a mesh model needs FLAME's mesh: set TALKING_HEAD_FLAME to a FLAME .ply.")
+        _FLAME_PYRAMIDS[key] = build_pyramid(positions, triangles, factors=(4,) * max(levels, 1),
+                                             spiral_length=spiral_length,
+                                             cache_dir=SETTINGS["cache_dir"] or default_cache_dir())
+    return _FLAME_PYRAMIDS[key]
+
+
+def sparse_tensors(name: str, matrix) -> dict:
+    """A scipy sparse matrix as index, value and shape tensors (storable in safetensors)."""
+    import torch
+
+    coo = matrix.tocoo()
+    return {f"{name}_indices": torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
+            f"{name}_values": torch.from_numpy(coo.data.astype(np.float32)),
+            f"{name}_shape": torch.tensor(coo.shape, dtype=torch.int64)}
+
+
+def pyramid_tensors(pyramid: MeshPyramid, levels: int) -> dict:
+    """spirals_i for each level and down_i maps between consecutive levels, as tensors."""
+    import torch
+
+    out = {}
+    for i in range(levels + 1):
+        out[f"spirals_{i}"] = torch.from_numpy(pyramid.levels[i].spirals)
+        if i < levels:
+            out.update(sparse_tensors(f"down_{i}", pyramid.down[i]))
+    return out
+
+
+def placeholder_tensors(shapes: dict) -> dict:
+    """Zero tensors of recorded shapes (float values, int64 indices): load_state_dict fills them."""
+    import torch
+
+    return {name: torch.zeros(shape, dtype=torch.float32 if name.endswith("_values") else torch.int64)
+            for name, shape in shapes.items()}

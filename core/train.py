@@ -244,7 +244,8 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         running.append({"loss": loss.item(), **{k: float(v) for k, v in parts.items()}})
         done = step + 1
         if done % 50 == 0 or done == config.steps:
-            mean = {k: float(np.mean([r[k] for r in running])) for k in running[0]}
+            keys = list(dict.fromkeys(k for r in running for k in r))  # parts may change (staged models)
+            mean = {k: float(np.mean([r[k] for r in running if k in r])) for k in keys}
             running = []
             rate = (done - start_step) / (time.time() - started)
             eta = (config.steps - done) / max(rate, 1e-9)

@@ -37,7 +37,14 @@ def _emoface(config: dict):
     return EmoFaceModel(config)
 
 
-ARCHITECTURES: dict[str, Callable[[dict], MotionModel]] = {"imitator": _imitator, "emoface": _emoface}
+def _gldit(config: dict):
+    from .gldit import GLDiTalkerModel
+
+    return GLDiTalkerModel(config)
+
+
+ARCHITECTURES: dict[str, Callable[[dict], MotionModel]] = {"imitator": _imitator, "emoface": _emoface,
+                                                           "gldit": _gldit}
 
 
 def build_model(config: dict) -> MotionModel:

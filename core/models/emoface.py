@@ -283,34 +283,19 @@ class EmoFaceModel(nn.Module):
                                 info={"model": self.name, "architecture": "emoface", **info})
 
 
-_GRAPHS: dict = {}
-
-
 def _flame_graph(n_vertices: int, spiral_length: int, level: int) -> dict:
     """Spirals at `level` of FLAME's mesh pyramid and the sparse maps between it and full resolution."""
-    key = (n_vertices, spiral_length, level)
-    if key not in _GRAPHS:
-        from scipy.sparse import identity
+    from scipy.sparse import identity
 
-        from ..encoders import SETTINGS
-        from ..mesh_graph import build_pyramid
-        from ..train import flame_triangles
-        from ..whisper import default_cache_dir
+    from ..mesh_graph import flame_pyramid, sparse_tensors
 
-        pyramid = build_pyramid(_flame_positions(), flame_triangles(), factors=(4,) * max(level, 1),
-                                spiral_length=spiral_length, cache_dir=SETTINGS["cache_dir"] or default_cache_dir())
-        down, up = identity(n_vertices, format="csr"), identity(n_vertices, format="csr")
-        for i in range(level):
-            down = pyramid.down[i] @ down
-            up = up @ pyramid.up[i]
-        graph = {"spirals": torch.from_numpy(pyramid.levels[level].spirals)}
-        for name, matrix in (("down", down), ("up", up)):
-            coo = matrix.tocoo()
-            graph[f"{name}_indices"] = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-            graph[f"{name}_values"] = torch.from_numpy(coo.data.astype(np.float32))
-            graph[f"{name}_shape"] = torch.tensor(coo.shape, dtype=torch.int64)
-        _GRAPHS[key] = graph
-    return {k: v.clone() for k, v in _GRAPHS[key].items()}
+    pyramid = flame_pyramid(spiral_length, max(level, 1))
+    down, up = identity(n_vertices, format="csr"), identity(n_vertices, format="csr")
+    for i in range(level):
+        down = pyramid.down[i] @ down
+        up = up @ pyramid.up[i]
+    return {"spirals": torch.from_numpy(pyramid.levels[level].spirals),
+            **sparse_tensors("down", down), **sparse_tensors("up", up)}
 
 
 def _graph_placeholder(sizes: dict, spiral_length: int) -> dict:
@@ -321,15 +306,3 @@ def _graph_placeholder(sizes: dict, spiral_length: int) -> dict:
             "down_values": torch.zeros(int(sizes["down_nnz"])), "down_shape": torch.zeros(2, dtype=torch.int64),
             "up_indices": torch.zeros(2, int(sizes["up_nnz"]), dtype=torch.int64),
             "up_values": torch.zeros(int(sizes["up_nnz"])), "up_shape": torch.zeros(2, dtype=torch.int64)}
-
-
-def _flame_positions() -> np.ndarray:
-    import os
-
-    from ..flame import SHARED_FLAME
-    from ..mesh_io import read_mesh
-
-    for path in (os.environ.get("TALKING_HEAD_FLAME", ""), os.path.join(SHARED_FLAME, "FLAME_sample.ply")):
-        if path and os.path.isfile(path):
-            return read_mesh(path)[0]
-    raise ModelError("The emotion model needs FLAME's mesh once to build its graph: set TALKING_HEAD_FLAME to a FLAME .ply.")

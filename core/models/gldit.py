@@ -1,0 +1,296 @@
+"""GLDiTalker (../shared/METHODS.md): a graph-enhanced quantised motion space and a latent
+diffusion transformer, for several different takes of the same line, all in sync.
+
+Stage 1, motion VQ-VAE: each frame's offsets go through spiral convolutions on a pyramid of the
+FLAME mesh (full, 1/4, 1/16, 1/64 of the vertices; features pooled from every level), a temporal
+convolution halves the rate, the result is quantised to a codebook, and a decoder brings it back
+to the motion rate and to per-vertex offsets through a linear basis.
+
+Stage 2, latent diffusion: a transformer denoises the latent sequence conditioned on the speech
+features (pooled to the latent rate), the speaker's style and the diffusion step. Sampling is
+DDIM with few steps and classifier-free guidance on the audio; the seed decides the take. Long
+audio: the starting noise is drawn once for the whole take from the seed, so overlapping windows
+share it and their cross-faded joins do not show.
+
+Training runs stage 1 for the first `vq_share` of the steps, then stage 2 on the frozen stage 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
+from ..errors import Cancelled, ModelError
+from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
+from ..mesh_graph import flame_pyramid, placeholder_tensors, pyramid_tensors
+from .emoface import _apply_sparse
+
+DEFAULTS = {
+    "architecture": "gldit",
+    "fps": 30.0,
+    "sample_rate": 16000,
+    "n_vertices": 5023,
+    "encoder": {"type": "logmel", "n_mels": 80},
+    "styles": ["default"],
+    "levels": 3,  # mesh pyramid levels below full resolution
+    "spiral_length": 9,
+    "graph_channels": [8, 16, 16, 16],  # per level, full resolution first
+    "latent_dim": 32,
+    "codebook_size": 256,
+    "n_basis": 64,
+    "d_model": 96,
+    "n_heads": 4,
+    "n_layers": 2,
+    "diffusion_steps": 1000,
+    "sampling_steps": 10,
+    "guidance": 1.5,  # classifier-free guidance strength on the audio (1 = none)
+    "vq_share": 0.5,
+    "window_frames": 120,
+    "overlap_frames": 30,
+    "weight_velocity": 10.0,
+    "weight_lips": 5.0,
+    "commitment": 0.25,
+}
+
+
+class SpiralLayer(nn.Module):
+    """One spiral convolution on a single frame's vertices (the 3D version sees no previous frame)."""
+
+    def __init__(self, in_channels: int, out_channels: int, spiral_length: int):
+        super().__init__()
+        self.linear = nn.Linear(spiral_length * in_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, spirals: torch.Tensor) -> torch.Tensor:
+        batch, n, _ = x.shape
+        return self.linear(x[:, spirals].reshape(batch, n, -1))
+
+
+class MotionVQVAE(nn.Module):
+    def __init__(self, cfg: dict, graph: dict):
+        super().__init__()
+        self.levels = int(cfg["levels"])
+        for name, tensor in graph.items():
+            self.register_buffer(name, tensor)
+        channels = list(cfg["graph_channels"])
+        k = int(cfg["spiral_length"])
+        self.spiral_layers = nn.ModuleList(
+            SpiralLayer(3 if i == 0 else channels[i - 1], channels[i], k) for i in range(self.levels + 1))
+        pooled = sum(channels)
+        d = int(cfg["latent_dim"])
+        self.to_latent = nn.Linear(pooled, d)
+        self.temporal_down = nn.Conv1d(d, d, kernel_size=4, stride=2, padding=1)
+        self.codebook = nn.Embedding(int(cfg["codebook_size"]), d)
+        nn.init.uniform_(self.codebook.weight, -1.0 / int(cfg["codebook_size"]), 1.0 / int(cfg["codebook_size"]))
+        self.temporal_up = nn.ConvTranspose1d(d, d, kernel_size=4, stride=2, padding=1)
+        self.decoder = nn.Sequential(nn.Linear(d, 128), nn.GELU(), nn.Linear(128, int(cfg["n_basis"])))
+        self.basis = nn.Linear(int(cfg["n_basis"]), int(cfg["n_vertices"]) * 3)
+        nn.init.zeros_(self.basis.weight)  # start from the template, as the other models do
+        nn.init.zeros_(self.basis.bias)
+        self._sparse: dict = {}
+
+    def _matrix(self, name: str) -> torch.Tensor:
+        key = (name, self.spirals_0.device)
+        if key not in self._sparse:
+            shape = tuple(int(v) for v in getattr(self, f"{name}_shape"))
+            self._sparse[key] = torch.sparse_coo_tensor(getattr(self, f"{name}_indices"), getattr(self, f"{name}_values"),
+                                                        shape, check_invariants=True).coalesce()
+        return self._sparse[key]
+
+    def encode(self, offsets: torch.Tensor) -> torch.Tensor:
+        """(B, T, V, 3) metres -> continuous latents (B, T/2, d): spiral pyramid features, pooled per level."""
+        batch, frames = offsets.shape[:2]
+        x = offsets.reshape(batch * frames, -1, 3) * 100.0  # centimetres: unit-scale inputs
+        pooled = []
+        for level, layer in enumerate(self.spiral_layers):
+            x = nn.functional.elu(layer(x, getattr(self, f"spirals_{level}")))
+            pooled.append(x.mean(dim=1))
+            if level < self.levels:
+                x = _apply_sparse(self._matrix(f"down_{level}"), x[None])[0]
+        latent = self.to_latent(torch.cat(pooled, dim=-1)).reshape(batch, frames, -1)
+        return self.temporal_down(latent.transpose(1, 2)).transpose(1, 2)
+
+    def quantise(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(quantised with straight-through gradients, codebook loss, code indices)."""
+        flat = latent.reshape(-1, latent.shape[-1])
+        distances = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.weight.T
+                     + self.codebook.weight.pow(2).sum(1)[None])
+        indices = distances.argmin(dim=1)
+        quantised = self.codebook(indices).reshape(latent.shape)
+        loss = (quantised - latent.detach()).pow(2).mean()
+        return latent + (quantised - latent).detach(), loss, indices.reshape(latent.shape[:-1])
+
+    def decode_coefficients(self, latent: torch.Tensor, n_frames: int) -> torch.Tensor:
+        up = self.temporal_up(latent.transpose(1, 2)).transpose(1, 2)
+        if up.shape[1] < n_frames:
+            up = torch.cat([up, up[:, -1:].expand(-1, n_frames - up.shape[1], -1)], dim=1)
+        return self.decoder(up[:, :n_frames])
+
+    def decode(self, latent: torch.Tensor, n_frames: int) -> torch.Tensor:
+        coefficients = self.decode_coefficients(latent, n_frames)
+        return self.basis(coefficients).reshape(*coefficients.shape[:2], -1, 3)
+
+
+def _step_embedding(steps: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=steps.device, dtype=torch.float32) / half)
+    angles = steps.float()[:, None] * freq[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class LatentDenoiser(nn.Module):
+    """Predicts the clean latent sequence from a noisy one, the audio, the style and the step."""
+
+    def __init__(self, cfg: dict, audio_dim: int, n_styles: int):
+        super().__init__()
+        d, latent = int(cfg["d_model"]), int(cfg["latent_dim"])
+        self.d = d
+        self.latent_in = nn.Linear(latent, d)
+        self.audio_in = nn.Linear(audio_dim, d)
+        self.null_audio = nn.Parameter(torch.zeros(d))  # the unconditional branch of guidance
+        self.style = nn.Linear(n_styles, d, bias=False)
+        self.step = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        layer = nn.TransformerEncoderLayer(d, int(cfg["n_heads"]), 2 * d, dropout=0.0, batch_first=True)
+        self.transformer = nn.TransformerEncoder(layer, int(cfg["n_layers"]))
+        self.out = nn.Linear(d, latent)
+
+    def forward(self, noisy: torch.Tensor, audio: torch.Tensor | None, style: torch.Tensor, steps: torch.Tensor
+                ) -> torch.Tensor:
+        batch, frames, _ = noisy.shape
+        condition = self.audio_in(audio) if audio is not None else self.null_audio.expand(batch, frames, -1)
+        x = self.latent_in(noisy) + condition + self.style(style)[:, None] + self.step(_step_embedding(steps, self.d))[:, None]
+        position = torch.arange(frames, device=noisy.device)
+        x = x + _step_embedding(position, self.d)[None]
+        return self.out(self.transformer(x))
+
+
+class GLDiTalkerModel(nn.Module):
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = {**DEFAULTS, **config}
+        cfg = self.config
+        self.name = cfg.get("name", "gldit")
+        self.fps = float(cfg["fps"])
+        self.sample_rate = int(cfg["sample_rate"])
+        self.styles = list(cfg["styles"])
+        self.n_vertices = int(cfg["n_vertices"])
+        self.encoder = build_encoder(cfg["encoder"])
+        if "graph" in cfg:  # a trained model: its mesh graph comes with the weights
+            graph = placeholder_tensors(cfg["graph"])
+        else:
+            graph = pyramid_tensors(flame_pyramid(int(cfg["spiral_length"]), int(cfg["levels"])), int(cfg["levels"]))
+            self.config["graph"] = {name: list(t.shape) for name, t in graph.items()}
+        self.vqvae = MotionVQVAE(cfg, graph)
+        self.denoiser = LatentDenoiser(cfg, self.encoder.feature_dim, len(self.styles))
+        steps = int(cfg["diffusion_steps"])
+        # cosine noise schedule (Nichol & Dhariwal 2021): alpha_bar(t) for t = 0..steps
+        t = torch.linspace(0, 1, steps + 1)
+        alpha_bar = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+        self.register_buffer("alpha_bar", (alpha_bar / alpha_bar[0]).clamp(1e-5, 1.0), persistent=False)
+
+    def audio_latent_rate(self, features: torch.Tensor, n_latent: int) -> torch.Tensor:
+        return resample_features(features[0], n_latent).unsqueeze(0) if features.shape[0] == 1 else \
+            torch.stack([resample_features(f, n_latent) for f in features])
+
+    # ---- training -------------------------------------------------------------------------------
+    def training_loss(self, batch: dict, config) -> tuple[torch.Tensor, dict]:
+        cfg = self.config
+        target = batch["target_mm"] / 1000.0
+        n_frames = target.shape[1]
+        if batch["progress"] < float(cfg["vq_share"]):  # stage 1: the motion VQ-VAE
+            quantised, codebook_loss, _ = self.vqvae.quantise(self.vqvae.encode(target))
+            pred = self.vqvae.decode(quantised, n_frames) * 1000.0
+            t = batch["target_mm"]
+            rec = (pred - t).pow(2).mean()
+            velocity = ((pred[:, 1:] - pred[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).mean()
+            lips = batch["lips"][:, None, :, None].float()
+            lip = ((pred - t).pow(2) * lips).sum() / (lips.sum() * 3 * n_frames + 1e-6)
+            latent = self.vqvae.encode(target)
+            commitment = (latent - quantised.detach()).pow(2).mean()
+            loss = rec + float(cfg["weight_velocity"]) * velocity + float(cfg["weight_lips"]) * lip + \
+                codebook_loss + float(cfg["commitment"]) * commitment
+            return loss, {"stage": 1, "rec": rec.item(), "vel": velocity.item(), "lip": lip.item()}
+        with torch.no_grad():  # stage 2: denoise latents of the frozen VQ-VAE
+            clean, _, _ = self.vqvae.quantise(self.vqvae.encode(target))
+        audio = self.audio_latent_rate(batch["features"], clean.shape[1])
+        if self.training:  # classifier-free guidance: sometimes learn without the audio
+            keep = (torch.rand(audio.shape[0], 1, 1) > 0.1).float()
+            audio_in = self.denoiser.audio_in(audio) * keep + self.denoiser.null_audio * (1 - keep)
+        steps = torch.randint(1, int(cfg["diffusion_steps"]) + 1, (clean.shape[0],))
+        alpha = self.alpha_bar[steps][:, None, None]
+        noisy = alpha.sqrt() * clean + (1 - alpha).sqrt() * torch.randn_like(clean)
+        d = self.denoiser
+        x = d.latent_in(noisy) + audio_in + d.style(batch["style"])[:, None] + d.step(_step_embedding(steps, d.d))[:, None]
+        x = x + _step_embedding(torch.arange(clean.shape[1]), d.d)[None]
+        predicted = d.out(d.transformer(x))
+        loss = (predicted - clean).pow(2).mean()
+        return loss, {"stage": 2, "denoise": loss.item()}
+
+    # ---- sampling -------------------------------------------------------------------------------
+    def sample_latents(self, audio: torch.Tensor, style: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """DDIM (eta 0) from `noise` (1, T', d) with classifier-free guidance on the audio."""
+        cfg = self.config
+        total, count = int(cfg["diffusion_steps"]), int(cfg["sampling_steps"])
+        schedule = torch.linspace(total, 0, count + 1).round().long()
+        x = noise
+        guidance = float(cfg["guidance"])
+        for current, following in zip(schedule[:-1], schedule[1:]):
+            steps = current.repeat(x.shape[0])
+            clean = self.denoiser(x, audio, style, steps)
+            if guidance != 1.0:
+                unconditional = self.denoiser(x, None, style, steps)
+                clean = unconditional + guidance * (clean - unconditional)
+            a_t, a_next = self.alpha_bar[current], self.alpha_bar[following] if following > 0 else torch.tensor(1.0)
+            eps = (x - a_t.sqrt() * clean) / (1 - a_t).sqrt().clamp(min=1e-6)
+            x = a_next.sqrt() * clean + (1 - a_next).sqrt() * eps
+        return x
+
+    @torch.no_grad()
+    def predict(self, audio: np.ndarray, template: np.ndarray, conditioning: Conditioning,
+                progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None) -> MotionPrediction:
+        conditioning.validate()
+        if conditioning.emotion != "neutral":
+            raise ModelError(f"Model '{self.name}' has no emotion control; set the emotion to neutral or pick an emotion model.")
+        if conditioning.adapted_style is not None:
+            raise ModelError(f"Model '{self.name}' does not take adapted styles; pick an Imitator-type model for them.")
+        if template.shape != (self.n_vertices, 3):
+            raise ModelError(f"Model '{self.name}' animates {self.n_vertices} vertices, the template has {template.shape[0]}.")
+        self.eval()
+        device = next(self.parameters()).device
+        n_frames = max(2, int(round(len(audio) / self.sample_rate * self.fps)))
+        report = progress or (lambda fraction, message: None)
+        report(0.0, "Encoding speech")
+        features = resample_features(self.encoder.encode(audio, device), n_frames).unsqueeze(0)
+        if conditioning.style is None:
+            style = torch.full((1, len(self.styles)), 1.0 / len(self.styles), device=device)
+        elif conditioning.style in self.styles:
+            style = torch.zeros(1, len(self.styles), device=device)
+            style[0, self.styles.index(conditioning.style)] = 1.0
+        else:
+            raise ModelError(f"Model '{self.name}' has no speaking style '{conditioning.style}'. "
+                             f"Known styles: {', '.join(self.styles)}.")
+        n_latent = (n_frames + 1) // 2
+        audio_latent = self.audio_latent_rate(features, n_latent)
+        generator = torch.Generator().manual_seed(int(conditioning.seed))
+        noise = torch.randn(1, n_latent, int(self.config["latent_dim"]), generator=generator).to(device)
+        window = max(8, int(self.config["window_frames"]) // 2)
+        overlap = min(int(self.config["overlap_frames"]) // 2, window // 2)
+        latents = torch.zeros(n_latent, int(self.config["latent_dim"]), device=device)
+        windows = overlapped_windows(n_latent, window, overlap)
+        for i, (start, end) in enumerate(windows):
+            if should_cancel and should_cancel():
+                raise Cancelled("Generation cancelled; nothing was written.")
+            chunk = self.sample_latents(audio_latent[:, start:end], style, noise[:, start:end])[0]
+            crossfade_into(latents, start, end, chunk, overlap)
+            report((i + 1) / len(windows), f"Sampling take (seed {conditioning.seed}) {end}/{n_latent}")
+        quantised, _, _ = self.vqvae.quantise(latents[None])
+        coefficients = self.vqvae.decode_coefficients(quantised, n_frames)[0]
+        basis = self.vqvae.basis.weight.T.reshape(-1, self.n_vertices, 3)
+        mean = self.vqvae.basis.bias.reshape(self.n_vertices, 3)
+        return MotionPrediction(offsets=None, fps=self.fps, basis=basis.cpu().numpy().astype(np.float32),
+                                coefficients=coefficients.cpu().numpy().astype(np.float32),
+                                mean=mean.cpu().numpy().astype(np.float32),
+                                info={"model": self.name, "architecture": "gldit", "seed": int(conditioning.seed)})
