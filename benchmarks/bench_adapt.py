@@ -49,7 +49,8 @@ def reference_of(clips, seconds: float = 5.0):
         used.append(clip)
         if sum(len(x) for x in audio) / 16000 >= seconds:
             break
-    return ReferenceClip(np.concatenate(audio), np.concatenate(offsets), 30.0), used
+    n = int(seconds * 30)  # exactly `seconds` of reference
+    return ReferenceClip(np.concatenate(audio)[: int(seconds * 16000)], np.concatenate(offsets)[:n], 30.0), used
 
 
 def main() -> int:

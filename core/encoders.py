@@ -69,12 +69,14 @@ class WhisperEncoder:
         from .whisper import load_whisper_encoder
 
         self.source = source
+        self.layer = int(layer)  # -1: the encoder's output; k: the hidden state after block k
         self.network = load_whisper_encoder(source, SETTINGS["cache_dir"], SETTINGS["allow_download"])
         self.feature_dim = int(self.network.config["width"])
         self._device = torch.device("cpu")
 
     def config(self) -> dict:
-        return {"type": "whisper", "source": self.source}
+        config = {"type": "whisper", "source": self.source}
+        return config if self.layer < 0 else {**config, "layer": self.layer}
 
     @torch.no_grad()
     def encode(self, audio: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -83,7 +85,8 @@ class WhisperEncoder:
         if device != self._device:
             self.network.to(device)
             self._device = device
-        return windowed_encode(self.network, np.asarray(audio, dtype=np.float32), device)
+        return windowed_encode(self.network, np.asarray(audio, dtype=np.float32), device,
+                               layer=None if self.layer < 0 else self.layer)
 
 
 class Wav2Vec2Encoder:
@@ -157,7 +160,7 @@ def build_encoder(config: dict) -> SpeechEncoder:
         raise ModelError(f"Unknown speech encoder '{kind}' in the model's config.json; update Talking Head.")
     key = json.dumps(config, sort_keys=True)
     if key not in _LOADED:
-        _LOADED[key] = WhisperEncoder(config.get("source", "tiny.en")) if kind == "whisper" \
+        _LOADED[key] = WhisperEncoder(config.get("source", "tiny.en"), int(config.get("layer", -1))) if kind == "whisper" \
             else Wav2Vec2Encoder(config["source"])
     return _LOADED[key]
 

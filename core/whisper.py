@@ -185,14 +185,16 @@ class WhisperAudioEncoder(nn.Module):
         self.layers = nn.ModuleList(_Block(width, int(config["n_heads"])) for _ in range(int(config["n_layers"])))
         self.final_norm = nn.LayerNorm(width)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, 3000) log-mel -> (B, 1500, width)."""
+    def forward(self, mel: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+        """(B, n_mels, 3000) log-mel -> (B, 1500, width): the final output, or the hidden state
+        after block `layer` (1-based; intermediate layers keep more phonetic detail)."""
         x = nn.functional.gelu(self.conv1(mel))
         x = nn.functional.gelu(self.conv2(x)).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]
-        for layer in self.layers:
-            x = layer(x)
-        return self.final_norm(x)
+        stop = len(self.layers) if layer is None or layer < 0 else min(layer, len(self.layers))
+        for block in self.layers[:stop]:
+            x = block(x)
+        return self.final_norm(x) if stop == len(self.layers) else x
 
 
 # ---- front end -------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ def load_whisper_encoder(source: str = "tiny.en", cache_dir: str | None = None,
 
 
 def windowed_encode(encoder: WhisperAudioEncoder, audio: np.ndarray, device: torch.device,
-                    overlap_seconds: float = 10.0) -> torch.Tensor:
+                    overlap_seconds: float = 10.0, layer: int | None = None) -> torch.Tensor:
     """(T50, width) features for any length of audio: 30 s windows overlapping by `overlap_seconds`,
     linearly cross-faded, so a window's padded end never shows as a seam."""
     from .encoders import crossfade_into, overlapped_windows
@@ -299,5 +301,5 @@ def windowed_encode(encoder: WhisperAudioEncoder, audio: np.ndarray, device: tor
     for start, end in overlapped_windows(n_frames, int(encoder.config["n_positions"]), overlap):
         begin_sample = int(round(start / rate * SAMPLE_RATE))
         mel = log_mel(audio[begin_sample: begin_sample + int(WINDOW_SECONDS * SAMPLE_RATE)], n_mels, device)
-        crossfade_into(out, start, end, encoder(mel.unsqueeze(0))[0, : end - start], overlap)
+        crossfade_into(out, start, end, encoder(mel.unsqueeze(0), layer)[0, : end - start], overlap)
     return out

