@@ -31,8 +31,8 @@ from core.styles import save_style  # noqa: E402
 VARIANTS = {
     "unadapted": None,
     "stage 1 (style only)": AdaptOptions(stage2="none"),
-    "stage 1 + LoRA, meta start (product)": AdaptOptions(),
-    "stage 1 + LoRA, no meta start": AdaptOptions(use_meta=False),
+    "stage 1 + LoRA (product)": AdaptOptions(),
+    "stage 1 + LoRA, meta-learned start": AdaptOptions(use_meta=True),
     "full-basis fine-tune": AdaptOptions(stage2="full"),
 }
 

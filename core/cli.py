@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--rank", type=int, default=4, help="rank of the low-rank basis update (default 4)")
     adapt.add_argument("--stage2", default="lora", choices=("lora", "none", "full"),
                        help="after the style embedding: low-rank basis update (default), nothing, or full basis")
-    adapt.add_argument("--no-meta", action="store_true", help="ignore the model's meta-learned start")
+    adapt.add_argument("--meta", action="store_true",
+                       help="start from the model's meta-learned initialisation (adaptation.safetensors), if it has one")
     adapt.add_argument("--overwrite", action="store_true", help="replace an existing style file")
     adapt.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     evaluate = commands.add_parser("evaluate", help="measure a model: LVE, MVE, FDD, lip closure, opening")
@@ -218,7 +219,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             last[0] = fraction
             print(f"{fraction * 100:3.0f}% {message}", file=sys.stderr, flush=True)
 
-    options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=not args.no_meta)
+    options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=args.meta)
     style = adapt_style(model, reference, args.name, options, progress)
     path = save_style(style, out, overwrite=args.overwrite)
     errors = style.info["held_back_error_mm2"]

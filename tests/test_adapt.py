@@ -125,17 +125,17 @@ def test_adaptation_lowers_error_on_other_sentences_of_a_new_speaker(tiny_corpus
     config = TrainConfig(steps=150, batch=4, crop_frames=60, validate_every=1000, lr=3e-3,
                          model={"architecture": "imitator", "d_model": 32, "n_heads": 2, "ffn_dim": 64,
                                 "mlp_hidden": 32, "n_basis": 16, "window_frames": 60, "overlap_frames": 15},
-                         meta={"steps": 30, "clips_per_speaker": 2, "inner_style_steps": 5, "inner_lora_steps": 5})
+                         meta={"steps": 10, "clips_per_speaker": 2, "inner_style_steps": 3, "inner_lora_steps": 3})
     lines = []
     folder = train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
     assert (tmp_path / "run" / "model" / "adaptation.safetensors").is_file()
-    assert any(line.startswith("meta step 30/30") for line in lines)
+    assert any(line.startswith("meta step 10/10") for line in lines)
     model = load_model(folder)
     clips = load_clips(str(tiny_corpus), "test")
     reference_clip, others = clips[0], clips[1:]
     reference = make_reference(load_audio(reference_clip.wav_path), reference_clip.vertices(), reference_clip.template,
                                None, 30.0, model.fps)
-    style = adapt_style(model, reference, "test_speaker", AdaptOptions())
+    style = adapt_style(model, reference, "test_speaker", AdaptOptions(use_meta=True))
     assert style.info["meta_start"]
 
     def error(conditioning):
