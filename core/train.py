@@ -50,6 +50,7 @@ class TrainConfig:
     validate_every: int = 500
     seed: int = 0
     threads: int = 0  # 0: torch's default
+    device: str = "auto"  # where the model trains: auto (the GPU when there is one), cpu, cuda, mps
 
     @classmethod
     def from_file(cls, path: str | None) -> "TrainConfig":
@@ -179,7 +180,10 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
     subjects = sorted({c.subject for c in train_clips})
     model_config = {**config.model, "styles": subjects, "n_vertices": int(train_clips[0].template.shape[0])}
-    model = build_model(model_config)
+    from .device import pick_device
+
+    device = torch.device(pick_device(config.device))
+    model = build_model(model_config).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     # warm-up then cosine decay over config.steps, read at every step so a resumed run can be extended
     warmup = max(1, config.steps // 20)
@@ -188,12 +192,12 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     checkpoint = os.path.join(out, "checkpoint.pt")
     start_step, history = 0, []
     if os.path.isfile(checkpoint):
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=device)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         rng = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         start_step, history = state["step"], state["history"]
         log(f"resumed from step {start_step}")
 
@@ -233,8 +237,9 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         batch = {
             "features": torch.stack(feats), "target_mm": torch.stack(targets) * 1000.0, "contact": torch.stack(contacts),
             "style": torch.stack(styles), "lips": torch.stack(lips), "emotion": torch.stack(emotions),
-            "progress": step / config.steps,
         }
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        batch["progress"] = step / config.steps
         loss, parts = model.training_loss(batch, config)
         optimiser.zero_grad()
         loss.backward()

@@ -216,15 +216,15 @@ class GLDiTalkerModel(nn.Module):
         with torch.no_grad():  # stage 2: denoise latents of the frozen VQ-VAE
             clean, _, _ = self.vqvae.quantise(self.vqvae.encode(target))
         audio = self.audio_latent_rate(batch["features"], clean.shape[1])
-        if self.training:  # classifier-free guidance: sometimes learn without the audio
-            keep = (torch.rand(audio.shape[0], 1, 1) > 0.1).float()
-            audio_in = self.denoiser.audio_in(audio) * keep + self.denoiser.null_audio * (1 - keep)
-        steps = torch.randint(1, int(cfg["diffusion_steps"]) + 1, (clean.shape[0],))
+        # classifier-free guidance: in training, sometimes learn without the audio
+        keep = (torch.rand(audio.shape[0], 1, 1, device=audio.device) > 0.1).float() if self.training else 1.0
+        audio_in = self.denoiser.audio_in(audio) * keep + self.denoiser.null_audio * (1 - keep)
+        steps = torch.randint(1, int(cfg["diffusion_steps"]) + 1, (clean.shape[0],), device=audio.device)
         alpha = self.alpha_bar[steps][:, None, None]
         noisy = alpha.sqrt() * clean + (1 - alpha).sqrt() * torch.randn_like(clean)
         d = self.denoiser
         x = d.latent_in(noisy) + audio_in + d.style(batch["style"])[:, None] + d.step(_step_embedding(steps, d.d))[:, None]
-        x = x + _step_embedding(torch.arange(clean.shape[1]), d.d)[None]
+        x = x + _step_embedding(torch.arange(clean.shape[1], device=audio.device), d.d)[None]
         predicted = d.out(d.transformer(x))
         loss = (predicted - clean).pow(2).mean()
         return loss, {"stage": 2, "denoise": loss.item()}
