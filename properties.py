@@ -28,7 +28,7 @@ def _model_items(self, context):
     names = available_models([prefs.weights_folder] if prefs and prefs.weights_folder else [])
     if DEFAULT_MODEL in names:
         names.remove(DEFAULT_MODEL)
-    _enum_cache["models"] = [(DEFAULT_MODEL, "Default", "The model shipped with Talking Head")] + [(n, n, f"Model '{n}'") for n in names]
+    _enum_cache["models"] = [(DEFAULT_MODEL, "Default", "The model shipped with Talking Head")] + [(n, n.replace("_", " ").title(), f"Model '{n}'") for n in names]
     return _enum_cache["models"]
 
 
@@ -45,16 +45,26 @@ def style_folders(context) -> list[str]:
     return folders
 
 
+def model_samples(context, model_name: str) -> bool:
+    """Whether the chosen model makes a different take per seed (then the panel offers Seed and Takes)."""
+    from .core.errors import TalkingHeadError
+    from .core.models import read_model_config, samples_takes
+    from .preferences import preferences
+
+    prefs = preferences(context)
+    try:
+        return samples_takes(read_model_config(model_name or None, [prefs.weights_folder] if prefs and prefs.weights_folder else []))
+    except TalkingHeadError:
+        return False
+
+
 AVERAGE_STYLE = "__average__"  # the style list's first entry: no particular style
 
 
 def _style_items(self, context):
     """Adapted style files, then the model's own training styles."""
-    import json
-    import os
-
     from .core.errors import TalkingHeadError
-    from .core.models import CONFIG_FILE, resolve_model_dir
+    from .core.models import read_model_config
     from .core.styles import available_style_infos
     from .preferences import preferences
 
@@ -62,10 +72,9 @@ def _style_items(self, context):
     model_name = getattr(self, "model", "") or "default"
     trained: list[str] = []
     try:
-        folder = resolve_model_dir(model_name, [prefs.weights_folder] if prefs and prefs.weights_folder else [])
-        with open(os.path.join(folder, CONFIG_FILE), encoding="utf-8") as handle:
-            trained = list(json.load(handle).get("styles", []))
-    except (TalkingHeadError, OSError, ValueError):
+        trained = list(read_model_config(model_name, [prefs.weights_folder] if prefs and prefs.weights_folder else [])
+                       .get("styles", []))
+    except TalkingHeadError:
         pass
     # every style file is listed (telling its base model apart needs its weights); Generate
     # refuses one adapted from another model and names the model it needs
@@ -96,6 +105,10 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
                               ("CACHE", "Vertex Cache", "A PC2 file played by a Mesh Cache modifier")], default="SHAPEKEYS")
     use_strip_start: BoolProperty(name="Start at Strip", default=True, description="Start where the sound strip starts")
     start_frame: IntProperty(name="Start Frame", default=1, description="Frame at which the speech starts")
+    seed: IntProperty(name="Seed", min=0, default=0,
+                      description="Decides the take of a model that samples; the same seed gives the same take")
+    takes: IntProperty(name="Takes", min=1, max=16, default=1,
+                       description="How many different takes to make, each its own Action (seeds Seed, Seed+1, ...)")
     keep_takes: BoolProperty(name="Keep Takes", default=False,
                              description="Keep earlier results as named Actions (or cache files) instead of replacing them")
     cache_folder: StringProperty(name="Cache Folder", subtype="DIR_PATH", default="",

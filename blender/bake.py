@@ -22,7 +22,7 @@ from .audio_source import from_file, from_strip
 from .job import apply, collect_request, compute
 
 SHOT_KEYS = {"blend", "object", "audio", "strip", "mode", "model", "emotion", "intensity", "style", "styles_dir",
-             "start_frame", "output", "device", "keep_takes", "cache_folder", "overwrite_input"}
+             "start_frame", "output", "device", "keep_takes", "cache_folder", "overwrite_input", "seed", "takes"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="where to save the baked .blend (default: <input>_talkinghead.blend)")
     parser.add_argument("--overwrite-input", action="store_true", help="save over the input .blend")
     parser.add_argument("--keep-takes", action="store_true")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the (first) take, for models that sample; take k uses seed + k - 1")
+    parser.add_argument("--takes", type=int, default=1,
+                        help="different takes to make, each its own Action or cache file (models that sample)")
     parser.add_argument("--cache-folder", default="", help="vertex cache folder (default: beside the output .blend)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     return parser
@@ -71,7 +75,8 @@ def shots_from_args(args: argparse.Namespace) -> list[dict]:
     shot = {"blend": blend, "object": args.object, "audio": args.audio, "strip": args.strip, "mode": args.mode,
             "model": args.model, "emotion": args.emotion, "intensity": args.intensity, "style": args.style,
             "styles_dir": args.styles_dir, "start_frame": args.start_frame, "output": args.output, "device": args.device,
-            "keep_takes": args.keep_takes, "cache_folder": args.cache_folder, "overwrite_input": args.overwrite_input}
+            "keep_takes": args.keep_takes, "cache_folder": args.cache_folder, "overwrite_input": args.overwrite_input,
+            "seed": args.seed, "takes": args.takes}
     return [shot]
 
 
@@ -120,11 +125,12 @@ def bake_shot(shot: dict) -> str:
     request = collect_request(
         scene, obj, source,
         Conditioning(emotion=shot.get("emotion") or "neutral", intensity=float(shot.get("intensity", 1.0)),
-                     style=shot.get("style") or None),
+                     style=shot.get("style") or None, seed=int(shot.get("seed") or 0)),
         model=shot.get("model"), device=shot.get("device") or "auto", mode=mode,
         keep_takes=bool(shot.get("keep_takes")), start_frame=shot.get("start_frame"),
         cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,
         style_dirs=[shot.get("styles_dir") or "", os.path.join(os.path.dirname(os.path.abspath(blend)), "styles")],
+        takes=int(shot.get("takes") or 1),
     )
     summary = apply(request, compute(request))
     bpy.ops.wm.save_as_mainfile(filepath=out, copy=True, relative_remap=False)

@@ -14,8 +14,10 @@ from ..core.pipeline import SceneMotion
 MODIFIER_NAME = "Talking Head cache"
 
 
-def cache_path(obj: bpy.types.Object, folder: str, keep_takes: bool, blend_path: str | None = None) -> str:
-    """Absolute path for this object's cache; never a file the add-on did not write for this object."""
+def cache_paths(obj: bpy.types.Object, folder: str, keep_takes: bool, blend_path: str | None = None,
+                count: int = 1) -> list[str]:
+    """Absolute paths for this object's `count` takes; never a file the add-on did not write for this
+    object. The first may replace the object's current cache (unless takes are kept), the others are new."""
     blend_path = bpy.data.filepath if blend_path is None else blend_path
     if folder:
         folder = bpy.path.abspath(folder, start=os.path.dirname(blend_path) or None)
@@ -31,28 +33,31 @@ def cache_path(obj: bpy.types.Object, folder: str, keep_takes: bool, blend_path:
     modifier = obj.modifiers.get(MODIFIER_NAME)
     ours = bpy.path.abspath(modifier.filepath, start=os.path.dirname(blend_path) or None) if modifier else None
     stem = bpy.path.clean_name(obj.name) + "_talkinghead"
-    candidate = os.path.join(folder, stem + ".pc2")
-    take = 1
-    while os.path.exists(candidate) and (keep_takes or os.path.normpath(candidate) != os.path.normpath(ours or "")):
+    candidate, take, paths = os.path.join(folder, stem + ".pc2"), 1, []
+    while len(paths) < count:
+        replaceable = not keep_takes and not paths and os.path.normpath(candidate) == os.path.normpath(ours or "")
+        if not os.path.exists(candidate) or replaceable:
+            paths.append(candidate)
         take += 1
         candidate = os.path.join(folder, f"{stem}_take{take}.pc2")
-    return candidate
+    return paths
 
 
 def write_vertex_cache(
     obj: bpy.types.Object,
-    motion: SceneMotion,
+    motions: list[SceneMotion],
     template: np.ndarray,
     start_frame: float,
-    path: str,
+    paths: list[str],
     blend_path: str | None = None,
 ) -> bpy.types.Modifier:
-    """Write the PC2 to `path` and point this object's Mesh Cache modifier at it."""
-    write_pc2(path, motion.vertices(template), start_frame=0.0, sampling=1.0)
+    """Write one PC2 per take, then point this object's Mesh Cache modifier at the first."""
+    for motion, path in zip(motions, paths):
+        write_pc2(path, motion.vertices(template), start_frame=0.0, sampling=1.0)
     blend_path = bpy.data.filepath if blend_path is None else blend_path
     modifier = obj.modifiers.get(MODIFIER_NAME) or obj.modifiers.new(MODIFIER_NAME, "MESH_CACHE")
     modifier.cache_format = "PC2"
-    modifier.filepath = bpy.path.relpath(path, start=os.path.dirname(blend_path)) if blend_path else path
+    modifier.filepath = bpy.path.relpath(paths[0], start=os.path.dirname(blend_path)) if blend_path else paths[0]
     modifier.time_mode = "FRAME"
     modifier.play_mode = "SCENE"
     modifier.frame_start = float(start_frame)

@@ -13,11 +13,11 @@ import numpy as np
 from ..core.audio import load_audio
 from ..core.device import pick_device
 from ..core.errors import Cancelled, OutputError
-from ..core.models import Conditioning, load_model
-from ..core.pipeline import SceneMotion, animate
+from ..core.models import Conditioning, load_model, read_model_config
+from ..core.pipeline import SceneMotion, animate_takes, check_takes
 from ..core.styles import resolve_style
 from .audio_source import AudioSource
-from .cache import cache_path, write_vertex_cache
+from .cache import cache_paths, write_vertex_cache
 from .compat import scene_fps
 from .shapekeys import write_shape_keys
 from .target import check_target
@@ -41,7 +41,8 @@ class GenerateRequest:
     start_frame: float
     mode: str = "SHAPEKEYS"
     keep_takes: bool = False
-    cache_file: str | None = None  # resolved before the work starts, so a bad folder fails first
+    takes: int = 1  # several different takes (models that sample), seeds conditioning.seed + k
+    cache_files: list[str] = field(default_factory=list)  # one per take, resolved before the work starts
     blend_path: str | None = None
     weights_dirs: list[str] = field(default_factory=list)
     style_dirs: list[str] = field(default_factory=list)  # folders of adapted style files
@@ -76,13 +77,15 @@ def collect_request(
     blend_path: str | None = None,
     weights_dirs: list[str] | None = None,
     style_dirs: list[str] | None = None,
+    takes: int = 1,
 ) -> GenerateRequest:
     """Validate the target, output and options up front: a bad input fails before any work or change."""
     template, triangles = check_target(obj)
     if mode not in OUTPUT_MODES:
         raise OutputError(f"Unknown output mode '{mode}'; use one of {', '.join(m.lower() for m in OUTPUT_MODES)}.")
+    check_takes(read_model_config(model or None, weights_dirs), takes, model or "default")
     blend_path = bpy.data.filepath if blend_path is None else blend_path
-    cache_file = cache_path(obj, cache_folder, keep_takes, blend_path) if mode == "CACHE" else None
+    cache_files = cache_paths(obj, cache_folder, keep_takes, blend_path, takes) if mode == "CACHE" else []
     return GenerateRequest(
         object_name=obj.name,
         template=template,
@@ -95,7 +98,8 @@ def collect_request(
         start_frame=source.start_frame if start_frame is None else float(start_frame),
         mode=mode,
         keep_takes=keep_takes,
-        cache_file=cache_file,
+        takes=int(takes),
+        cache_files=cache_files,
         blend_path=blend_path,
         weights_dirs=list(weights_dirs or []),
         style_dirs=list(style_dirs or []),
@@ -104,8 +108,8 @@ def collect_request(
     )
 
 
-def compute(request: GenerateRequest, progress=None, should_cancel=None) -> SceneMotion:
-    """The heavy part: no bpy here, so it may run in a worker thread."""
+def compute(request: GenerateRequest, progress=None, should_cancel=None) -> list[SceneMotion]:
+    """The heavy part, one SceneMotion per take: no bpy here, so it may run in a worker thread."""
     report = progress or (lambda fraction, message: None)
     report(0.0, "Reading audio")
     audio = load_audio(request.source.path, request.source.offset_s, request.source.duration_s)
@@ -117,23 +121,34 @@ def compute(request: GenerateRequest, progress=None, should_cancel=None) -> Scen
     configure_encoders(cache_dir=request.encoder_cache, allow_download=request.allow_download)
     model = load_model(request.model, request.device, request.weights_dirs)
     resolve_style(request.conditioning, model, request.style_dirs)
-    return animate(
-        audio, request.template, request.triangles, model, request.conditioning, request.fps,
+    return animate_takes(
+        audio, request.template, request.triangles, model, request.conditioning, request.fps, request.takes,
         progress=lambda f, m: report(0.1 + 0.85 * f, m), should_cancel=should_cancel,
     )
 
 
-def apply(request: GenerateRequest, motion: SceneMotion) -> str:
-    """Write `motion` into the scene (main thread only); returns a one-line summary."""
+def apply(request: GenerateRequest, motions: list[SceneMotion]) -> str:
+    """Write the takes into the scene (main thread only); returns a one-line summary."""
     obj = bpy.data.objects.get(request.object_name)
     if obj is None:
         raise OutputError(f"Object '{request.object_name}' was deleted while generating; nothing was written.")
+    several = len(motions) > 1
     if request.mode == "CACHE":
-        write_vertex_cache(obj, motion, request.template, request.start_frame, request.cache_file, request.blend_path)
-        where = f"vertex cache {request.cache_file}"
+        write_vertex_cache(obj, motions, request.template, request.start_frame, request.cache_files, request.blend_path)
+        where = f"vertex cache {request.cache_files[0]}" + (
+            f" (takes: {', '.join(request.cache_files)}; the Mesh Cache modifier plays the first)" if several else "")
     else:
-        action = write_shape_keys(obj, motion, request.start_frame, request.keep_takes)
-        where = f"shape keys, Action '{action.name}'"
+        actions = []
+        for k, motion in enumerate(motions):  # each take after the first keeps the one before it
+            actions.append(write_shape_keys(obj, motion, request.start_frame, request.keep_takes or k > 0,
+                                            numbered=request.keep_takes or several,
+                                            seed=motion.info["seed"] if several else None))
+        if several:
+            actions[-1].use_fake_user = True  # all takes stay until the animator deletes them
+            where = f"shape keys, {len(actions)} takes as Actions {', '.join(repr(a.name) for a in actions)}"
+        else:
+            where = f"shape keys, Action '{actions[0].name}'"
+    motion = motions[0]
     end = request.start_frame + motion.n_frames - 1
     return f"Animated '{obj.name}' frames {request.start_frame:g}-{end:g} ({motion.duration_s:.2f} s of speech) as {where}"
 

@@ -7,7 +7,7 @@ import bpy
 from ..core.errors import AudioError
 from ..core.models import Conditioning
 from ..preferences import preferences
-from ..properties import AVERAGE_STYLE, style_folders
+from ..properties import AVERAGE_STYLE, model_samples, style_folders
 from .adapt_job import AdaptRequest, collect_adapt_request, style_folder
 from .audio_source import from_file, from_strip
 from .compat import scene_fps
@@ -26,8 +26,10 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
         source = from_file(settings.audio_file, settings.start_frame)
     prefs = preferences(context)
     start = None if (settings.audio_source == "STRIP" and settings.use_strip_start) else settings.start_frame
+    samples = model_samples(context, settings.model)  # Seed and Takes are shown, and used, only then
     conditioning = Conditioning(emotion=settings.emotion, intensity=settings.intensity,
-                                style=None if settings.style in ("", AVERAGE_STYLE) else settings.style)
+                                style=None if settings.style in ("", AVERAGE_STYLE) else settings.style,
+                                seed=settings.seed if samples else 0)
     if settings.emotion not in ("neutral", "from_audio"):
         conditioning.intensity_curve = intensity_curve(
             scene, source.start_frame if start is None else start, _duration(source), scene_fps(scene))
@@ -44,6 +46,7 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
         cache_folder=settings.cache_folder,
         weights_dirs=[prefs.weights_folder] if prefs and prefs.weights_folder else [],
         style_dirs=style_folders(context),
+        takes=settings.takes if samples else 1,
     )
 
 

@@ -13,6 +13,7 @@ from ..core.pipeline import SceneMotion
 from .compat import action_fcurves, assign_action, new_fcurves, remove_fcurves
 
 TAKE_PROPERTY = "talking_head_take"  # custom property marking Actions this add-on made
+SEED_PROPERTY = "talking_head_seed"  # the seed of a sampled take
 KEY_PREFIX = "TH"
 _LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR' for foreach_set
 
@@ -43,8 +44,12 @@ def _set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
     fcurve.update()
 
 
-def write_shape_keys(obj: bpy.types.Object, motion: SceneMotion, start_frame: float, keep_takes: bool) -> bpy.types.Action:
-    """Write `motion` onto `obj` from `start_frame`; returns the new Action."""
+def write_shape_keys(obj: bpy.types.Object, motion: SceneMotion, start_frame: float, keep_takes: bool,
+                     numbered: bool | None = None, seed: int | None = None) -> bpy.types.Action:
+    """Write `motion` onto `obj` from `start_frame`; returns the new Action.
+
+    keep_takes: the Action this replaces is kept (fake user) instead of removed. numbered: the new
+    Action's name carries its take number (default: keep_takes), and `seed` when given."""
     if obj.data.shape_keys is None:
         obj.shape_key_add(name="Basis", from_mix=False)
     key = obj.data.shape_keys
@@ -87,8 +92,12 @@ def write_shape_keys(obj: bpy.types.Object, motion: SceneMotion, start_frame: fl
         block.slider_min, block.slider_max = -1.0, 1.0
         block.value = 0.0
 
-    action = bpy.data.actions.new(f"{obj.name} talking head" + (f" take {take}" if keep_takes else ""))
+    numbered = keep_takes if numbered is None else numbered
+    action = bpy.data.actions.new(f"{obj.name} talking head" + (f" take {take}" if numbered else "")
+                                  + (f" seed {seed}" if seed is not None else ""))
     action[TAKE_PROPERTY] = take
+    if seed is not None:
+        action[SEED_PROPERTY] = int(seed)  # a take can be made again from its seed
     assign_action(key, action)
     frames = start_frame + np.arange(motion.n_frames, dtype=np.float64)
     for fcurve, values in zip(new_fcurves(action, key, [f'key_blocks["{n}"].value' for n in names]), weights):

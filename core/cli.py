@@ -23,7 +23,10 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="speaking style: a style the model was trained with, a style file's name, or its path")
     parser.add_argument("--styles-dir", action="append", default=[],
                         help="folder of style files (repeatable; TALKING_HEAD_STYLES also counts)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (models that sample)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the (first) take, for models that sample; take k uses seed + k - 1")
+    parser.add_argument("--takes", type=int, default=1,
+                        help="how many different takes to make (models that sample, e.g. the diffusion model)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 
 
@@ -146,14 +149,16 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from .flame import load_flame_mesh
     from .mesh_io import write_npy, write_pc2
     from .models import Conditioning, load_model
-    from .pipeline import animate
+    from .pipeline import animate_takes
     from .styles import resolve_style
 
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".npy", ".pc2"):
         raise OutputError(f"Output must end in .npy or .pc2, got '{args.out}'.")
-    if os.path.exists(args.out) and not args.overwrite:
-        raise OutputError(f"{args.out} already exists; pass --overwrite to replace it or choose another --out.")
+    outputs = take_outputs(args.out, args.takes)
+    existing = [path for path in outputs if os.path.exists(path)]
+    if existing and not args.overwrite:
+        raise OutputError(f"{existing[0]} already exists; pass --overwrite to replace it or choose another --out.")
     if not args.fps > 0:
         raise OutputError(f"--fps must be positive, got {args.fps}.")
 
@@ -162,14 +167,24 @@ def cmd_animate(args: argparse.Namespace) -> int:
     conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed).validate()
     model = load_model(args.model, device=pick_device(args.device))
     resolve_style(conditioning, model, args.styles_dir)
-    motion = animate(audio, template, triangles, model, conditioning, args.fps)
-    vertices = motion.vertices(template)
-    if ext == ".npy":
-        write_npy(args.out, vertices)
-    else:
-        write_pc2(args.out, vertices, start_frame=0.0, sampling=1.0)
-    print(f"wrote {args.out}: {vertices.shape[0]} frames at {args.fps:g} fps ({motion.duration_s:.2f} s)", file=sys.stderr)
+    motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)
+    for path, motion in zip(outputs, motions):  # every take computed before the first file is written
+        vertices = motion.vertices(template)
+        if ext == ".npy":
+            write_npy(path, vertices)
+        else:
+            write_pc2(path, vertices, start_frame=0.0, sampling=1.0)
+        print(f"wrote {path}: {vertices.shape[0]} frames at {args.fps:g} fps ({motion.duration_s:.2f} s)"
+              + (f", seed {motion.info['seed']}" if args.takes > 1 else ""), file=sys.stderr)
     return 0
+
+
+def take_outputs(out: str, takes: int) -> list[str]:
+    """`out` for one take; `<stem>_take<k><ext>` (k from 1) for several."""
+    if takes <= 1:
+        return [out]
+    stem, ext = os.path.splitext(out)
+    return [f"{stem}_take{k}{ext}" for k in range(1, takes + 1)]
 
 
 def cmd_contact_sheet(args: argparse.Namespace) -> int:

@@ -6,17 +6,20 @@ Every front end (Blender operator, Blender command line, `python -m core animate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, check_speech
 from .basis import pca_basis, reconstruct
+from .errors import ModelError
 from .flame import check_topology
 from .head_frame import IDENTITY_FRAME, estimate_head_frame
+from .models import samples_takes
 from .models.base import CancelCheck, Conditioning, MotionModel, ProgressCallback
 from .timing import frame_count, resample_frames
 
+MAX_TAKES = 16  # more takes than an animator can audition only costs time
 # Shape keys whose largest displacement over the clip stays under this are left out (metres)
 NEGLIGIBLE_KEY_M = 1e-7
 
@@ -81,3 +84,43 @@ def animate(
         coefficients=resample_frames(coefficients, prediction.fps, fps, duration).astype(np.float32),
         info={**prediction.info, "frames": frame_count(duration, fps), "head_scale": frame.scale},
     )
+
+
+def take_seeds(seed: int, takes: int) -> list[int]:
+    """Take k of a run uses seed + k, so any take can be made again on its own from its seed."""
+    return [int(seed) + k for k in range(takes)]
+
+
+def check_takes(model_config: dict, takes: int, model_name: str = "") -> None:
+    """Refuse a take count that makes no sense for the model, before any work is done."""
+    if not 1 <= int(takes) <= MAX_TAKES:
+        raise ModelError(f"Takes must be from 1 to {MAX_TAKES}, got {takes}.")
+    if takes > 1 and not samples_takes(model_config):
+        name = model_name or model_config.get("name", "this model")
+        raise ModelError(f"Model '{name}' gives the same motion for every seed, so {takes} takes would be identical; "
+                         "set Takes to 1, or pick a model that samples (the diffusion model).")
+
+
+def animate_takes(
+    audio: np.ndarray,
+    template: np.ndarray,
+    triangles: np.ndarray | None,
+    model: MotionModel,
+    conditioning: Conditioning,
+    fps: float,
+    takes: int = 1,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> list[SceneMotion]:
+    """`animate` once per take, seeds from `take_seeds(conditioning.seed, takes)`; all or nothing."""
+    check_takes(model.config, takes, model.name)
+    report = progress or (lambda fraction, message: None)
+    motions = []
+    for k, seed in enumerate(take_seeds(conditioning.seed, takes)):
+        label = f"Take {k + 1}/{takes} (seed {seed}): " if takes > 1 else ""
+        motion = animate(audio, template, triangles, model, replace(conditioning, seed=seed), fps,
+                         progress=lambda f, m, k=k, label=label: report((k + f) / takes, label + m),
+                         should_cancel=should_cancel)
+        motion.info["seed"] = seed
+        motions.append(motion)
+    return motions

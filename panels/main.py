@@ -2,6 +2,7 @@ import bpy
 
 from ..core.errors import TopologyError
 from ..preferences import missing_modules
+from ..properties import model_samples
 
 
 class TALKINGHEAD_PT_main(bpy.types.Panel):
@@ -39,6 +40,10 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         col.prop(settings, "emotion")
         col.prop(settings, "intensity", slider=True)
         col.prop(settings, "style")
+        if model_samples(context, settings.model):
+            row = col.row(align=True)
+            row.prop(settings, "seed")
+            row.prop(settings, "takes")
 
         col = layout.column(align=True)
         col.prop(settings, "output_mode", expand=True)

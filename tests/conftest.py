@@ -65,6 +65,26 @@ def weights_dir(tmp_path_factory) -> Path:
     return folder
 
 
+TINY_DIFFUSION = {"architecture": "gldit", "name": "tiny_diffusion", "levels": 2, "graph_channels": [4, 8, 8],
+                  "latent_dim": 8, "codebook_size": 32, "n_basis": 8, "d_model": 16, "n_heads": 2, "n_layers": 1,
+                  "sampling_steps": 4, "window_frames": 60, "overlap_frames": 16}
+
+
+@pytest.fixture(scope="session")
+def diffusion_model(weights_dir) -> str:
+    """An untrained tiny GLDiTalker saved as 'tiny_diffusion' beside the tiny default: its takes differ by seed."""
+    import torch
+
+    from core.models import build_model, save_model
+
+    shared_path("flame/FLAME_sample.ply")  # building the mesh pyramid needs FLAME's connectivity
+    torch.manual_seed(0)
+    model = build_model(TINY_DIFFUSION)
+    torch.nn.init.normal_(model.vqvae.basis.weight, std=2e-3)  # untrained bases are zero: make takes visible
+    save_model(model, str(weights_dir / "tiny_diffusion"))
+    return "tiny_diffusion"
+
+
 @pytest.fixture(scope="session")
 def flame_mesh() -> tuple[np.ndarray, np.ndarray]:
     from core.mesh_io import read_mesh

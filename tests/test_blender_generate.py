@@ -246,3 +246,72 @@ def test_blender_command_line_is_registered(addon, capsys):
     assert addon._cli(["bake", "--help"]) == 0
     assert "--shots" in capsys.readouterr().out
     assert addon._cli(["render"]) == 2
+
+
+def _panel_props(panel_name: str = "panels.main") -> list[str]:
+    """The property names the Generate panel draws for the current scene."""
+    panel_cls = addon_module(panel_name).TALKINGHEAD_PT_main
+    drawn = []
+
+    class Layout:
+        def __getattr__(self, name):
+            return (lambda *a, **k: self) if name in ("column", "box", "row") else \
+                (lambda *a, **k: drawn.append(a[1]) if name == "prop" and len(a) > 1 else None)
+
+    panel = OperatorDriver(panel_cls)
+    panel.layout = Layout()
+    panel_cls.draw(panel, bpy.context)
+    return drawn
+
+
+def test_takes_become_actions_with_their_seeds(head, speech_path, diffusion_model):
+    settings = bpy.context.scene.talking_head
+    assert "seed" not in _panel_props() and "takes" not in _panel_props()  # the default model does not sample
+    settings.model = diffusion_model
+    assert "seed" in _panel_props() and "takes" in _panel_props()
+
+    add_sound_strip(bpy.context.scene, speech_path, frame_start=1)
+    result, driver = drive_generate(audio_source="STRIP", strip="speech", seed=5, takes=3)
+    assert result == {"FINISHED"}, driver.reports
+    assert any("3 takes" in m for _, m in driver.reports), driver.reports
+    takes = sorted((a for a in bpy.data.actions if a.get("talking_head_take")), key=lambda a: a["talking_head_take"])
+    assert [a["talking_head_seed"] for a in takes] == [5, 6, 7]
+    assert all(a.use_fake_user for a in takes)  # none is lost when the animator switches between them
+    assert all(f"seed {a['talking_head_seed']}" in a.name for a in takes)
+    keys = bpy.data.objects["Head"].data.shape_keys
+    assert keys.animation_data.action == takes[-1]
+
+    def mouth_at(action, frame=30):
+        keys.animation_data.action = action
+        if hasattr(action, "slots"):
+            keys.animation_data.action_slot = action.slots[0]
+        return evaluated_vertices(bpy.data.objects["Head"], frame)
+
+    shapes = [mouth_at(a) for a in takes]
+    assert np.abs(shapes[0] - shapes[1]).max() > 1e-5 and np.abs(shapes[1] - shapes[2]).max() > 1e-5
+
+
+def test_takes_in_cache_mode_write_one_file_each(head, speech_path, diffusion_model, tmp_path):
+    add_sound_strip(bpy.context.scene, speech_path, frame_start=1)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    bpy.context.scene.talking_head.model = diffusion_model
+    result, driver = drive_generate(audio_source="STRIP", strip="speech", output_mode="CACHE", takes=2)
+    assert result == {"FINISHED"}, driver.reports
+    files = sorted(p.name for p in tmp_path.glob("*.pc2"))
+    assert len(files) == 2, files
+    from core.mesh_io import read_pc2
+
+    first, second = (read_pc2(str(tmp_path / name))[0] for name in files)
+    assert first.shape == second.shape and np.abs(first - second).max() > 1e-5
+    modifier = bpy.data.objects["Head"].modifiers["Talking Head cache"]
+    assert modifier.filepath.endswith(files[0])
+
+
+def test_takes_for_a_model_that_does_not_sample_are_refused_before_any_change(head, speech_path):
+    job = addon_module("blender.job")
+    source = addon_module("blender.audio_source").from_file(str(speech_path), 1)
+    before = scene_snapshot()
+    with pytest.raises(addon_module("core.errors").ModelError, match="identical"):
+        job.collect_request(bpy.context.scene, bpy.data.objects["Head"], source,
+                            addon_module("core.models").Conditioning(), takes=2)
+    assert scene_snapshot() == before

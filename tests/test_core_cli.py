@@ -57,3 +57,36 @@ def test_errors_are_one_clear_line(tmp_path, weights_dir, audio_files, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert not out.exists()
+
+
+def test_takes_write_one_file_per_seed_and_differ(tmp_path, weights_dir, diffusion_model, speech_path):
+    template = shared_path("flame/FLAME_sample.ply")
+    out = tmp_path / "line.npy"
+    result = run_core("animate", "--audio", speech_path, "--template", template, "--out", out, "--model",
+                      diffusion_model, "--takes", 3, "--seed", 7, env_weights=weights_dir)
+    assert result.returncode == 0, result.stderr
+    takes = [np.load(tmp_path / f"line_take{k}.npy") for k in (1, 2, 3)]
+    assert not out.exists()
+    assert all(t.shape == (round(2.99 * 30), 5023, 3) for t in takes)
+    assert np.abs(takes[0] - takes[1]).max() > 1e-5 and np.abs(takes[1] - takes[2]).max() > 1e-5
+    # take 2 of seed 7 is the take of seed 8 on its own
+    single = tmp_path / "again.npy"
+    assert run_core("animate", "--audio", speech_path, "--template", template, "--out", single, "--model",
+                    diffusion_model, "--seed", 8, env_weights=weights_dir).returncode == 0
+    np.testing.assert_allclose(np.load(single), takes[1], atol=1e-6)
+
+
+def test_takes_refused_for_a_model_that_does_not_sample_and_before_overwriting(tmp_path, weights_dir,
+                                                                                diffusion_model, speech_path):
+    template = shared_path("flame/FLAME_sample.ply")
+    result = run_core("animate", "--audio", speech_path, "--template", template, "--out", tmp_path / "a.npy",
+                      "--takes", 2, env_weights=weights_dir)
+    assert result.returncode != 0 and "Takes to 1" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+    existing = tmp_path / "b_take2.npy"
+    existing.write_bytes(b"the user's take")
+    result = run_core("animate", "--audio", speech_path, "--template", template, "--out", tmp_path / "b.npy",
+                      "--model", diffusion_model, "--takes", 2, env_weights=weights_dir)
+    assert result.returncode != 0 and "--overwrite" in result.stderr and "b_take2.npy" in result.stderr
+    assert existing.read_bytes() == b"the user's take" and not (tmp_path / "b_take1.npy").exists()

@@ -21,7 +21,8 @@ PROJECT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(o
 
 __all__ = [
     "EMOTIONS", "Conditioning", "MotionModel", "MotionPrediction", "ARCHITECTURES",
-    "build_model", "load_model", "save_model", "resolve_model_dir", "available_models",
+    "build_model", "load_model", "save_model", "resolve_model_dir", "available_models", "read_model_config",
+    "samples_takes",
 ]
 
 
@@ -45,6 +46,23 @@ def _gldit(config: dict):
 
 ARCHITECTURES: dict[str, Callable[[dict], MotionModel]] = {"imitator": _imitator, "emoface": _emoface,
                                                            "gldit": _gldit}
+# architectures whose output depends on the seed, so several takes of one line differ
+SAMPLING_ARCHITECTURES = frozenset({"gldit"})
+
+
+def samples_takes(config: dict) -> bool:
+    """Whether a model of this config gives a different take for each seed."""
+    return config.get("architecture") in SAMPLING_ARCHITECTURES
+
+
+def read_model_config(name_or_path: str | None, extra_dirs: list[str] | None = None) -> dict:
+    """A model's config.json without loading its weights (for panels and checks)."""
+    path = os.path.join(resolve_model_dir(name_or_path, extra_dirs), CONFIG_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot read {path}: {exc}. Reinstall the model.") from None
 
 
 def build_model(config: dict) -> MotionModel:
@@ -95,12 +113,7 @@ def load_model(name_or_path: str | None = None, device: str = "cpu", extra_dirs:
     from safetensors.torch import load_file
 
     folder = resolve_model_dir(name_or_path, extra_dirs)
-    try:
-        with open(os.path.join(folder, CONFIG_FILE), encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"Cannot read {os.path.join(folder, CONFIG_FILE)}: {exc}. Reinstall the model.") from None
-    model = build_model(config)
+    model = build_model(read_model_config(folder))
     weights_path = os.path.join(folder, WEIGHTS_FILE)
     if not os.path.isfile(weights_path):
         raise ModelError(f"Model folder {folder} has no {WEIGHTS_FILE}. Reinstall or retrain the model.")

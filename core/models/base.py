@@ -78,6 +78,7 @@ class MotionModel(Protocol):
     fps: float
     sample_rate: int
     styles: list[str]
+    config: dict  # what config.json holds: architecture, encoder, sizes
 
     def predict(
         self,
