@@ -91,6 +91,22 @@ def plan_emotion(speaker_index: int, sentence_id: int, share: float, seed: int) 
     return EMOTIONS[1 + (speaker_index + sentence_id) % (len(EMOTIONS) - 1)], float(rng.uniform(0.3, 1.0))
 
 
+def clip_rng(seed: int, subject: str, sentence_id: int) -> np.random.Generator:
+    """A clip's randomness; its first draw seeds the clip's motion (blinks, expression timing)."""
+    return np.random.default_rng([seed, int(subject[3:]), sentence_id])
+
+
+def motion_from_meta(rig: FaceRig, meta: dict, n_frames: int, seed: int) -> np.ndarray:
+    """(n_frames, V, 3) vertices of an original (not augmented) clip, rebuilt from its metadata and
+    the corpus seed: what the generator wrote, up to the rounding of the phone times."""
+    from .speech import Phone
+
+    motion_seed = clip_rng(seed, meta["subject"], int(meta["sentence"])).integers(2**31)
+    phones = [Phone(p, float(start), float(end)) for p, start, end in meta["phones"]]
+    return _motion(rig, phones, n_frames, SpeakingStyle(**meta["style"]), meta["emotion"], float(meta["intensity"]),
+                   np.random.default_rng(motion_seed))
+
+
 def _motion(rig: FaceRig, phones, n_frames: int, style: SpeakingStyle, emotion: str, intensity: float,
             rng: np.random.Generator) -> np.ndarray:
     """(n_frames, V, 3) vertices: articulation from phones, the emotion on the whole face, blinks."""
@@ -128,7 +144,7 @@ def _clip(job: tuple) -> str:
 
 def _make_clip(out: str, plan: ClipPlan, template: np.ndarray, triangles: np.ndarray, eyelids, seed: int) -> str:
     speaker = plan.speaker
-    rng = np.random.default_rng([seed, int(speaker.name[3:]), plan.sentence_id])
+    rng = clip_rng(seed, speaker.name, plan.sentence_id)
     profile = PROFILES[plan.emotion]
     # the voice carries the emotion too: pitch, rate and loudness
     stretch = speaker.stretch / (1 + (profile.rate - 1) * plan.intensity)
