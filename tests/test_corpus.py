@@ -236,3 +236,29 @@ def test_motion_rebuilds_from_metadata_and_seed(tiny_corpus):
         rig = FaceRig(templates[meta["subject"]], triangles, eyelids)
         rebuilt = motion_from_meta(rig, meta, len(stored), seed=0)
         assert np.abs(rebuilt - stored).max() < 1e-5, stem  # phone times are stored to 0.1 ms
+
+
+def test_corpus_pack_round_trips_a_split(tiny_corpus, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    flame = shared_path("flame")
+    common = ["--flame", str(flame / "FLAME_sample.ply"), "--eyelids", str(flame / "l_eyelid.npy"),
+              str(flame / "r_eyelid.npy")]
+    tool = [sys.executable, str(REPO / "tools" / "corpus_pack.py")]
+    packed = subprocess.run(tool + ["pack", "--data", str(tiny_corpus), "--out", str(tmp_path / "pack"),
+                                    "--splits", "test"] + common, capture_output=True, text=True, timeout=300)
+    assert packed.returncode == 0, packed.stderr
+    assert not list((tmp_path / "pack").rglob("*.npy"))  # the point: no vertex files travel
+    unpacked = subprocess.run(tool + ["unpack", "--pack", str(tmp_path / "pack"), "--out", str(tmp_path / "corpus"),
+                                      "--workers", "1"] + common, capture_output=True, text=True, timeout=300)
+    assert unpacked.returncode == 0, unpacked.stderr
+    rebuilt = sorted((tmp_path / "corpus" / "vertices_npy").iterdir())
+    assert rebuilt and len(rebuilt) == len(list((tmp_path / "corpus" / "wav").iterdir()))
+    for path in rebuilt:
+        assert np.abs(np.load(path) - np.load(tiny_corpus / "vertices_npy" / path.name)).max() < 1e-5
+    wrong_seed = subprocess.run(tool + ["pack", "--data", str(tiny_corpus), "--out", str(tmp_path / "bad"),
+                                        "--seed", "9", "--splits", "test"] + common, capture_output=True, text=True)
+    assert wrong_seed.returncode != 0 and "wrong --seed" in wrong_seed.stderr
