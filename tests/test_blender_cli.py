@@ -189,3 +189,12 @@ print("HELP", " | ".join(lines))
     assert result.returncode == 0, result.stderr
     assert "MISSING ['torch']" in result.stdout
     assert "pip install torch==2.13.0" in result.stdout
+
+
+def test_readme_demo_animates_the_head(tmp_path, weights_dir, speech_path):
+    """The README's first command: speech in, animated FLAME head out (the tiny model stands in)."""
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--audio", str(speech_path),
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Animated 'Head' frames 1-72" in result.stderr  # 2.99 s at 24 fps
+    assert (tmp_path / "demo.blend").stat().st_size > 0 and (tmp_path / "demo_preview.png").stat().st_size > 0

@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
         request = collect_request(scene, head, from_strip(scene, "speech"), Conditioning(), model=args.model,
                                   blend_path=blend)
-        motion = compute(request, progress=lambda f, m: print(f"  {f:4.0%} {m}", file=sys.stderr))
-        print(apply(request, motion), file=sys.stderr)
+        takes = compute(request, progress=lambda f, m: print(f"  {f:4.0%} {m}", file=sys.stderr))
+        print(apply(request, takes), file=sys.stderr)
+        motion = takes[0]
         bpy.ops.wm.save_as_mainfile(filepath=blend)
     except TalkingHeadError as exc:
         print(f"error: {exc}", file=sys.stderr)
