@@ -111,15 +111,17 @@ class MotionVQVAE(nn.Module):
             if level < self.levels:
                 x = _apply_sparse(self._matrix(f"down_{level}"), x[None])[0]
         latent = self.to_latent(torch.cat(pooled, dim=-1)).reshape(batch, frames, -1)
-        return self.temporal_down(latent.transpose(1, 2)).transpose(1, 2)
+        # unit-length latents and codes (as in ViT-VQGAN): the straight-through gradient cannot push
+        # the encoder's output away from the codebook without bound, which it did unnormalised
+        return nn.functional.normalize(self.temporal_down(latent.transpose(1, 2)).transpose(1, 2), dim=-1)
 
     def quantise(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(quantised with straight-through gradients, codebook loss, code indices)."""
-        flat = latent.reshape(-1, latent.shape[-1])
-        distances = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.weight.T
-                     + self.codebook.weight.pow(2).sum(1)[None])
-        indices = distances.argmin(dim=1)
-        quantised = self.codebook(indices).reshape(latent.shape)
+        """(quantised with straight-through gradients, codebook loss, code indices); any latent
+        scale is accepted: the nearest code is the one of highest cosine similarity."""
+        latent = nn.functional.normalize(latent, dim=-1)
+        codes = nn.functional.normalize(self.codebook.weight, dim=-1)
+        indices = (latent.reshape(-1, latent.shape[-1]) @ codes.T).argmax(dim=1)
+        quantised = codes[indices].reshape(latent.shape)
         loss = (quantised - latent.detach()).pow(2).mean()
         return latent + (quantised - latent).detach(), loss, indices.reshape(latent.shape[:-1])
 
@@ -190,6 +192,8 @@ class GLDiTalkerModel(nn.Module):
         t = torch.linspace(0, 1, steps + 1)
         alpha_bar = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
         self.register_buffer("alpha_bar", (alpha_bar / alpha_bar[0]).clamp(1e-5, 1.0), persistent=False)
+        # diffusion runs on unit-length latents scaled to about unit variance per channel
+        self.latent_scale = math.sqrt(int(cfg["latent_dim"]))
 
     def audio_latent_rate(self, features: torch.Tensor, n_latent: int) -> torch.Tensor:
         return resample_features(features[0], n_latent).unsqueeze(0) if features.shape[0] == 1 else \
@@ -201,20 +205,21 @@ class GLDiTalkerModel(nn.Module):
         target = batch["target_mm"] / 1000.0
         n_frames = target.shape[1]
         if batch["progress"] < float(cfg["vq_share"]):  # stage 1: the motion VQ-VAE
-            quantised, codebook_loss, _ = self.vqvae.quantise(self.vqvae.encode(target))
+            latent = self.vqvae.encode(target)
+            quantised, codebook_loss, _ = self.vqvae.quantise(latent)
             pred = self.vqvae.decode(quantised, n_frames) * 1000.0
             t = batch["target_mm"]
             rec = (pred - t).pow(2).mean()
             velocity = ((pred[:, 1:] - pred[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).mean()
             lips = batch["lips"][:, None, :, None].float()
             lip = ((pred - t).pow(2) * lips).sum() / (lips.sum() * 3 * n_frames + 1e-6)
-            latent = self.vqvae.encode(target)
             commitment = (latent - quantised.detach()).pow(2).mean()
             loss = rec + float(cfg["weight_velocity"]) * velocity + float(cfg["weight_lips"]) * lip + \
                 codebook_loss + float(cfg["commitment"]) * commitment
-            return loss, {"stage": 1, "rec": rec.item(), "vel": velocity.item(), "lip": lip.item()}
+            return loss, {"stage": 1, "rec": rec.item(), "vel": velocity.item(), "lip": lip.item(),
+                          "vq": codebook_loss.item()}
         with torch.no_grad():  # stage 2: denoise latents of the frozen VQ-VAE
-            clean, _, _ = self.vqvae.quantise(self.vqvae.encode(target))
+            clean = self.vqvae.quantise(self.vqvae.encode(target))[0] * self.latent_scale
         audio = self.audio_latent_rate(batch["features"], clean.shape[1])
         # classifier-free guidance: in training, sometimes learn without the audio
         keep = (torch.rand(audio.shape[0], 1, 1, device=audio.device) > 0.1).float() if self.training else 1.0
