@@ -79,9 +79,11 @@ class MotionVQVAE(nn.Module):
         k = int(cfg["spiral_length"])
         self.spiral_layers = nn.ModuleList(
             SpiralLayer(3 if i == 0 else channels[i - 1], channels[i], k) for i in range(self.levels + 1))
-        pooled = sum(channels)
+        # finer levels are mean-pooled; the coarsest level is kept whole, because pooling it too
+        # averaged the mouth away (the first trained model could not close the lips)
+        coarse_vertices = int(graph[f"spirals_{self.levels}"].shape[0])
         d = int(cfg["latent_dim"])
-        self.to_latent = nn.Linear(pooled, d)
+        self.to_latent = nn.Linear(sum(channels[:-1]) + coarse_vertices * channels[self.levels], d)
         self.temporal_down = nn.Conv1d(d, d, kernel_size=4, stride=2, padding=1)
         self.codebook = nn.Embedding(int(cfg["codebook_size"]), d)
         nn.init.uniform_(self.codebook.weight, -1.0 / int(cfg["codebook_size"]), 1.0 / int(cfg["codebook_size"]))
@@ -107,9 +109,11 @@ class MotionVQVAE(nn.Module):
         pooled = []
         for level, layer in enumerate(self.spiral_layers):
             x = nn.functional.elu(layer(x, getattr(self, f"spirals_{level}")))
-            pooled.append(x.mean(dim=1))
             if level < self.levels:
+                pooled.append(x.mean(dim=1))
                 x = _apply_sparse(self._matrix(f"down_{level}"), x[None])[0]
+            else:
+                pooled.append(x.reshape(batch * frames, -1))
         latent = self.to_latent(torch.cat(pooled, dim=-1)).reshape(batch, frames, -1)
         # unit-length latents and codes (as in ViT-VQGAN): the straight-through gradient cannot push
         # the encoder's output away from the codebook without bound, which it did unnormalised
@@ -213,11 +217,14 @@ class GLDiTalkerModel(nn.Module):
             velocity = ((pred[:, 1:] - pred[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).mean()
             lips = batch["lips"][:, None, :, None].float()
             lip = ((pred - t).pow(2) * lips).sum() / (lips.sum() * 3 * n_frames + 1e-6)
+            # Imitator's lip contact: lip error on the frames around bilabial closures
+            lip_frames = ((pred - t).pow(2).sum(-1) * lips[..., 0]).sum(-1) / (lips[..., 0].sum(-1) + 1e-6)
+            contact = (lip_frames * batch["contact"]).sum() / (batch["contact"].sum() + 1e-6)
             commitment = (latent - quantised.detach()).pow(2).mean()
             loss = rec + float(cfg["weight_velocity"]) * velocity + float(cfg["weight_lips"]) * lip + \
-                codebook_loss + float(cfg["commitment"]) * commitment
+                float(config.weight_lip_contact) * contact + codebook_loss + float(cfg["commitment"]) * commitment
             return loss, {"stage": 1, "rec": rec.item(), "vel": velocity.item(), "lip": lip.item(),
-                          "vq": codebook_loss.item()}
+                          "contact": contact.item(), "vq": codebook_loss.item()}
         with torch.no_grad():  # stage 2: denoise latents of the frozen VQ-VAE
             clean = self.vqvae.quantise(self.vqvae.encode(target))[0] * self.latent_scale
         audio = self.audio_latent_rate(batch["features"], clean.shape[1])
