@@ -81,6 +81,9 @@ def diffusion_model(weights_dir) -> str:
     torch.manual_seed(0)
     model = build_model(TINY_DIFFUSION)
     torch.nn.init.normal_(model.vqvae.basis.weight, std=2e-3)  # untrained bases are zero: make takes visible
+    # untrained, the denoiser's output barely depends on its noise, so nearby seeds would pick the
+    # same codes; a trained one follows the noise (bench_diffusion measures the diversity)
+    torch.nn.init.normal_(model.denoiser.latent_in.weight, std=1.0)
     save_model(model, str(weights_dir / "tiny_diffusion"))
     return "tiny_diffusion"
 
