@@ -66,7 +66,7 @@ def weights_dir(tmp_path_factory) -> Path:
 
 
 TINY_DIFFUSION = {"architecture": "gldit", "name": "tiny_diffusion", "levels": 2, "graph_channels": [4, 8, 8],
-                  "latent_dim": 8, "codebook_size": 32, "n_basis": 8, "d_model": 16, "n_heads": 2, "n_layers": 1,
+                  "latent_dim": 8, "code_groups": 2, "codebook_size": 32, "n_basis": 8, "d_model": 16, "n_heads": 2, "n_layers": 1,
                   "sampling_steps": 4, "window_frames": 60, "overlap_frames": 16}
 
 

@@ -10,7 +10,7 @@ import torch
 
 from conftest import shared_path
 
-TINY = {"architecture": "gldit", "name": "tiny_gldit", "levels": 2, "graph_channels": [4, 8, 8], "latent_dim": 8,
+TINY = {"architecture": "gldit", "name": "tiny_gldit", "levels": 2, "graph_channels": [4, 8, 8], "latent_dim": 8, "code_groups": 2,
         "codebook_size": 32, "n_basis": 8, "d_model": 16, "n_heads": 2, "n_layers": 1, "sampling_steps": 4,
         "window_frames": 60, "overlap_frames": 16}
 
@@ -41,7 +41,7 @@ def test_vqvae_learns_to_reconstruct_and_takes_follow_the_seed(tiny_corpus, tmp_
     error_mm = (rebuilt - truth)[..., moving, :].norm(dim=-1).mean().item() * 1000
     still_mm = truth[..., moving, :].norm(dim=-1).mean().item() * 1000  # the error of predicting no motion
     assert error_mm < still_mm, (error_mm, still_mm, stage1)
-    assert codes.shape == (1, 20)
+    assert codes.shape == (1, 20, 2)  # 20 latent frames for 40 motion frames, 2 factors each
 
     audio = np.random.default_rng(0).normal(size=16000 * 3).astype(np.float32) * 0.1
     take = lambda seed: model.predict(audio, clip.template, Conditioning(seed=seed)).vertex_offsets()  # noqa: E731

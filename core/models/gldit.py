@@ -3,8 +3,9 @@ diffusion transformer, for several different takes of the same line, all in sync
 
 Stage 1, motion VQ-VAE: each frame's offsets go through spiral convolutions on a pyramid of the
 FLAME mesh (full, 1/4, 1/16, 1/64 of the vertices; features pooled from every level), a temporal
-convolution halves the rate, the result is quantised to a codebook, and a decoder brings it back
-to the motion rate and to per-vertex offsets through a linear basis.
+convolution halves the rate, each latent frame is split into factors quantised to a shared
+codebook, and a decoder brings it back to the motion rate and to per-vertex offsets through a
+linear basis.
 
 Stage 2, latent diffusion: a transformer denoises the latent sequence conditioned on the speech
 features (pooled to the latent rate), the speaker's style and the diffusion step. Sampling is
@@ -41,6 +42,9 @@ DEFAULTS = {
     "graph_channels": [8, 16, 16, 16],  # per level, full resolution first
     "latent_dim": 32,
     "codebook_size": 256,
+    # each latent frame is split into this many factors, each quantised with the shared codebook
+    # (as CodeTalker does): one code per frame could not tell the mouth states apart
+    "code_groups": 8,
     "n_basis": 64,
     "d_model": 96,
     "n_heads": 4,
@@ -83,9 +87,17 @@ class MotionVQVAE(nn.Module):
         # averaged the mouth away (the first trained model could not close the lips)
         coarse_vertices = int(graph[f"spirals_{self.levels}"].shape[0])
         d = int(cfg["latent_dim"])
+        self.groups = int(cfg["code_groups"])
+        if self.groups < 1 or d % self.groups or d // self.groups < 2:
+            raise ModelError(f"latent_dim {d} must split into code_groups {self.groups} of at least 2 channels each.")
         self.to_latent = nn.Linear(sum(channels[:-1]) + coarse_vertices * channels[self.levels], d)
         self.temporal_down = nn.Conv1d(d, d, kernel_size=4, stride=2, padding=1)
-        self.codebook = nn.Embedding(int(cfg["codebook_size"]), d)
+        # centres each channel over the data: the raw features are dominated by a part that does not
+        # depend on the motion, so every frame's factors pointed the same way and took the same code
+        self.centre = nn.BatchNorm1d(d)
+        self.codebook = nn.Embedding(int(cfg["codebook_size"]), d // self.groups)
+        # recent use of each code (training only): codes left unused move onto encoder outputs
+        self.register_buffer("code_usage", torch.zeros(int(cfg["codebook_size"])), persistent=False)
         nn.init.uniform_(self.codebook.weight, -1.0 / int(cfg["codebook_size"]), 1.0 / int(cfg["codebook_size"]))
         self.temporal_up = nn.ConvTranspose1d(d, d, kernel_size=4, stride=2, padding=1)
         self.decoder = nn.Sequential(nn.Linear(d, 128), nn.GELU(), nn.Linear(128, int(cfg["n_basis"])))
@@ -105,7 +117,7 @@ class MotionVQVAE(nn.Module):
     def encode(self, offsets: torch.Tensor) -> torch.Tensor:
         """(B, T, V, 3) metres -> continuous latents (B, T/2, d): spiral pyramid features, pooled per level."""
         batch, frames = offsets.shape[:2]
-        x = offsets.reshape(batch * frames, -1, 3) * 100.0  # centimetres: unit-scale inputs
+        x = offsets.reshape(batch * frames, -1, 3) * 1000.0  # millimetres: mouth motion of a few units
         pooled = []
         for level, layer in enumerate(self.spiral_layers):
             x = nn.functional.elu(layer(x, getattr(self, f"spirals_{level}")))
@@ -115,19 +127,39 @@ class MotionVQVAE(nn.Module):
             else:
                 pooled.append(x.reshape(batch * frames, -1))
         latent = self.to_latent(torch.cat(pooled, dim=-1)).reshape(batch, frames, -1)
-        # unit-length latents and codes (as in ViT-VQGAN): the straight-through gradient cannot push
+        # unit-length factors and codes (as in ViT-VQGAN): the straight-through gradient cannot push
         # the encoder's output away from the codebook without bound, which it did unnormalised
-        return nn.functional.normalize(self.temporal_down(latent.transpose(1, 2)).transpose(1, 2), dim=-1)
+        return self._unit_factors(self.centre(self.temporal_down(latent.transpose(1, 2))).transpose(1, 2))
+
+    def _unit_factors(self, latent: torch.Tensor) -> torch.Tensor:
+        factors = latent.reshape(*latent.shape[:-1], self.groups, -1)
+        return nn.functional.normalize(factors, dim=-1).reshape(latent.shape)
 
     def quantise(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(quantised with straight-through gradients, codebook loss, code indices); any latent
-        scale is accepted: the nearest code is the one of highest cosine similarity."""
-        latent = nn.functional.normalize(latent, dim=-1)
+        """(quantised with straight-through gradients, codebook loss, code indices (..., groups));
+        any latent scale is accepted: each factor's code is the one of highest cosine similarity."""
+        latent = self._unit_factors(latent)
         codes = nn.functional.normalize(self.codebook.weight, dim=-1)
-        indices = (latent.reshape(-1, latent.shape[-1]) @ codes.T).argmax(dim=1)
+        factors = latent.reshape(-1, codes.shape[1])
+        indices = (factors @ codes.T).argmax(dim=1)
         quantised = codes[indices].reshape(latent.shape)
         loss = (quantised - latent.detach()).pow(2).mean()
-        return latent + (quantised - latent).detach(), loss, indices.reshape(latent.shape[:-1])
+        return latent + (quantised - latent).detach(), loss, indices.reshape(*latent.shape[:-1], self.groups)
+
+    @torch.no_grad()
+    def restart_dead_codes(self, latent: torch.Tensor, indices: torch.Tensor) -> None:
+        """Codes unused for about a hundred steps jump to random factors of this batch (as in
+        Jukebox); without it the untrained encoder's near-identical outputs all took a dozen codes
+        of 512 and the decoder could not learn the mouth."""
+        self.code_usage.mul_(0.99).add_(torch.bincount(indices.reshape(-1), minlength=len(self.code_usage)), alpha=0.01)
+        dead = torch.nonzero(self.code_usage < 0.02).flatten()
+        if len(dead):
+            factors = self._unit_factors(latent).reshape(-1, self.codebook.weight.shape[1])
+            picks = torch.randint(len(factors), (len(dead),), device=factors.device)
+            # through .data: this step's loss holds the codebook for backward, and dead codes were
+            # not picked, so their gradient is zero whatever their values
+            self.codebook.weight.data[dead] = factors[picks] + 0.01 * torch.randn_like(factors[picks])
+            self.code_usage[dead] = 0.1  # time to be picked before it counts as dead again
 
     def decode_coefficients(self, latent: torch.Tensor, n_frames: int) -> torch.Tensor:
         up = self.temporal_up(latent.transpose(1, 2)).transpose(1, 2)
@@ -196,8 +228,8 @@ class GLDiTalkerModel(nn.Module):
         t = torch.linspace(0, 1, steps + 1)
         alpha_bar = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
         self.register_buffer("alpha_bar", (alpha_bar / alpha_bar[0]).clamp(1e-5, 1.0), persistent=False)
-        # diffusion runs on unit-length latents scaled to about unit variance per channel
-        self.latent_scale = math.sqrt(int(cfg["latent_dim"]))
+        # diffusion runs on unit-length factors scaled to about unit variance per channel
+        self.latent_scale = math.sqrt(int(cfg["latent_dim"]) // int(cfg["code_groups"]))
 
     def audio_latent_rate(self, features: torch.Tensor, n_latent: int) -> torch.Tensor:
         return resample_features(features[0], n_latent).unsqueeze(0) if features.shape[0] == 1 else \
@@ -210,7 +242,7 @@ class GLDiTalkerModel(nn.Module):
         n_frames = target.shape[1]
         if batch["progress"] < float(cfg["vq_share"]):  # stage 1: the motion VQ-VAE
             latent = self.vqvae.encode(target)
-            quantised, codebook_loss, _ = self.vqvae.quantise(latent)
+            quantised, codebook_loss, indices = self.vqvae.quantise(latent)
             pred = self.vqvae.decode(quantised, n_frames) * 1000.0
             t = batch["target_mm"]
             rec = (pred - t).pow(2).mean()
@@ -221,10 +253,14 @@ class GLDiTalkerModel(nn.Module):
             lip_frames = ((pred - t).pow(2).sum(-1) * lips[..., 0]).sum(-1) / (lips[..., 0].sum(-1) + 1e-6)
             contact = (lip_frames * batch["contact"]).sum() / (batch["contact"].sum() + 1e-6)
             commitment = (latent - quantised.detach()).pow(2).mean()
+            codes_used = float(torch.unique(indices).numel())  # a collapsing codebook shows here
+            if self.training:
+                self.vqvae.restart_dead_codes(latent, indices)
             loss = rec + float(cfg["weight_velocity"]) * velocity + float(cfg["weight_lips"]) * lip + \
                 float(config.weight_lip_contact) * contact + codebook_loss + float(cfg["commitment"]) * commitment
             return loss, {"stage": 1, "rec": rec.item(), "vel": velocity.item(), "lip": lip.item(),
-                          "contact": contact.item(), "vq": codebook_loss.item()}
+                          "contact": contact.item(), "vq": codebook_loss.item(), "codes": codes_used}
+        self.vqvae.eval()  # frozen, with the channel statistics sampling will use
         with torch.no_grad():  # stage 2: denoise latents of the frozen VQ-VAE
             clean = self.vqvae.quantise(self.vqvae.encode(target))[0] * self.latent_scale
         audio = self.audio_latent_rate(batch["features"], clean.shape[1])
