@@ -40,11 +40,12 @@ def train_classifier(features: np.ndarray, labels: np.ndarray):
     torch.manual_seed(0)
     layer = torch.nn.Linear(x.shape[1], len(EMOTIONS))
     optimiser = torch.optim.Adam(layer.parameters(), lr=0.01, weight_decay=1e-3)
-    for _ in range(500):
-        loss = torch.nn.functional.cross_entropy(layer(x), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    with torch.enable_grad():  # main() turns gradients off for the models
+        for _ in range(500):
+            loss = torch.nn.functional.cross_entropy(layer(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
     return lambda f: layer(torch.from_numpy((np.atleast_2d(f) - mean) / std).float()).argmax(1).numpy()
 
 
