@@ -98,7 +98,7 @@ def check_takes(model_config: dict, takes: int, model_name: str = "") -> None:
     if takes > 1 and not samples_takes(model_config):
         name = model_name or model_config.get("name", "this model")
         raise ModelError(f"Model '{name}' gives the same motion for every seed, so {takes} takes would be identical; "
-                         "set Takes to 1, or pick a model that samples (the diffusion model).")
+                         "set Takes to 1, or pick a model that samples (a diffusion model; see the README on takes).")
 
 
 def animate_takes(
