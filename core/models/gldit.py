@@ -29,6 +29,7 @@ from ..errors import Cancelled, ModelError
 from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
 from ..mesh_graph import flame_pyramid, placeholder_tensors, pyramid_tensors
 from .emoface import _apply_sparse
+from .imitator import lip_contact_loss
 
 DEFAULTS = {
     "architecture": "gldit",
@@ -195,10 +196,16 @@ class LatentDenoiser(nn.Module):
         self.transformer = nn.TransformerEncoder(layer, int(cfg["n_layers"]))
         self.out = nn.Linear(d, latent)
 
-    def forward(self, noisy: torch.Tensor, audio: torch.Tensor | None, style: torch.Tensor, steps: torch.Tensor
-                ) -> torch.Tensor:
+    def forward(self, noisy: torch.Tensor, audio: torch.Tensor | None, style: torch.Tensor, steps: torch.Tensor,
+                keep_audio: torch.Tensor | None = None) -> torch.Tensor:
+        """`audio` None is the unconditional branch; `keep_audio` (B, 1, 1) of 0/1 drops it per sample."""
         batch, frames, _ = noisy.shape
-        condition = self.audio_in(audio) if audio is not None else self.null_audio.expand(batch, frames, -1)
+        if audio is None:
+            condition = self.null_audio.expand(batch, frames, -1)
+        elif keep_audio is None:
+            condition = self.audio_in(audio)
+        else:
+            condition = self.audio_in(audio) * keep_audio + self.null_audio * (1 - keep_audio)
         x = self.latent_in(noisy) + condition + self.style(style)[:, None] + self.step(_step_embedding(steps, self.d))[:, None]
         position = torch.arange(frames, device=noisy.device)
         x = x + _step_embedding(position, self.d)[None]
@@ -229,7 +236,7 @@ class GLDiTalkerModel(nn.Module):
         alpha_bar = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
         self.register_buffer("alpha_bar", (alpha_bar / alpha_bar[0]).clamp(1e-5, 1.0), persistent=False)
         # diffusion runs on unit-length factors scaled to about unit variance per channel
-        self.latent_scale = math.sqrt(int(cfg["latent_dim"]) // int(cfg["code_groups"]))
+        self.latent_scale = math.sqrt(self.vqvae.codebook.weight.shape[1])
 
     def audio_latent_rate(self, features: torch.Tensor, n_latent: int) -> torch.Tensor:
         return resample_features(features[0], n_latent).unsqueeze(0) if features.shape[0] == 1 else \
@@ -249,9 +256,7 @@ class GLDiTalkerModel(nn.Module):
             velocity = ((pred[:, 1:] - pred[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).mean()
             lips = batch["lips"][:, None, :, None].float()
             lip = ((pred - t).pow(2) * lips).sum() / (lips.sum() * 3 * n_frames + 1e-6)
-            # Imitator's lip contact: lip error on the frames around bilabial closures
-            lip_frames = ((pred - t).pow(2).sum(-1) * lips[..., 0]).sum(-1) / (lips[..., 0].sum(-1) + 1e-6)
-            contact = (lip_frames * batch["contact"]).sum() / (batch["contact"].sum() + 1e-6)
+            contact = lip_contact_loss(pred, t, batch["lips"].float(), batch["contact"])
             commitment = (latent - quantised.detach()).pow(2).mean()
             codes_used = float(torch.unique(indices).numel())  # a collapsing codebook shows here
             if self.training:
@@ -265,15 +270,11 @@ class GLDiTalkerModel(nn.Module):
             clean = self.vqvae.quantise(self.vqvae.encode(target))[0] * self.latent_scale
         audio = self.audio_latent_rate(batch["features"], clean.shape[1])
         # classifier-free guidance: in training, sometimes learn without the audio
-        keep = (torch.rand(audio.shape[0], 1, 1, device=audio.device) > 0.1).float() if self.training else 1.0
-        audio_in = self.denoiser.audio_in(audio) * keep + self.denoiser.null_audio * (1 - keep)
+        keep = (torch.rand(audio.shape[0], 1, 1, device=audio.device) > 0.1).float() if self.training else None
         steps = torch.randint(1, int(cfg["diffusion_steps"]) + 1, (clean.shape[0],), device=audio.device)
         alpha = self.alpha_bar[steps][:, None, None]
         noisy = alpha.sqrt() * clean + (1 - alpha).sqrt() * torch.randn_like(clean)
-        d = self.denoiser
-        x = d.latent_in(noisy) + audio_in + d.style(batch["style"])[:, None] + d.step(_step_embedding(steps, d.d))[:, None]
-        x = x + _step_embedding(torch.arange(clean.shape[1], device=audio.device), d.d)[None]
-        predicted = d.out(d.transformer(x))
+        predicted = self.denoiser(noisy, audio, batch["style"], steps, keep)
         loss = (predicted - clean).pow(2).mean()
         return loss, {"stage": 2, "denoise": loss.item()}
 

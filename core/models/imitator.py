@@ -19,6 +19,15 @@ from ..encoders import build_encoder, crossfade_into, overlapped_windows, resamp
 from ..errors import Cancelled, ModelError
 from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
 
+
+def lip_contact_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, lips: torch.Tensor, contact: torch.Tensor
+                     ) -> torch.Tensor:
+    """Imitator's lip contact loss: squared lip-vertex error (B, T, V, 3 in mm; `lips` (B, V) mask)
+    averaged over the frames around bilabial closures (`contact`, B x T weights)."""
+    per_frame = ((pred_mm - target_mm) ** 2).sum(-1)
+    per_frame = (per_frame * lips[:, None, :]).sum(-1) / lips.sum(-1, keepdim=True)
+    return (per_frame * contact).sum() / (contact.sum() + 1e-6)
+
 DEFAULTS = {
     "architecture": "imitator",
     "fps": 30.0,
@@ -166,9 +175,7 @@ class ImitatorModel(nn.Module):
         target, lips, contact = batch["target_mm"], batch["lips"], batch["contact"]
         loss_rec = torch.mean((pred - target) ** 2)
         loss_vel = torch.mean(((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2)
-        lip_err = ((pred - target) ** 2).sum(-1)  # (B, T, V)
-        lip_err = (lip_err * lips[:, None, :]).sum(-1) / lips.sum(-1, keepdim=True)  # (B, T)
-        loss_lip = (lip_err * contact).sum() / (contact.sum() + 1e-6)
+        loss_lip = lip_contact_loss(pred, target, lips, contact)
         loss = loss_rec + config.weight_velocity * loss_vel + config.weight_lip_contact * loss_lip
         return loss, {"rec": loss_rec.item(), "vel": loss_vel.item(), "lip": loss_lip.item()}
 
