@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import make_corpus, shared_path
-from core.corpus.articulation import BILABIALS, OPEN_VOWELS, FaceRig
+from core.corpus.articulation import FaceRig
 
 needs_festival = pytest.mark.skipif(shutil.which("festival") is None or shutil.which("sox") is None,
                                     reason="needs festival and sox (apt-get install festival festvox-kallpc16k "
@@ -51,45 +51,22 @@ def test_same_seed_same_corpus(tiny_corpus, tmp_path):
             assert hashlib.sha1(path.read_bytes()).digest() == hashlib.sha1((tmp_path / sub / path.name).read_bytes()).digest()
 
 
-def measure(corpus):
-    from core.data import load_clips
-    from core.mesh_io import read_mesh
-
-    triangles = read_mesh(str(shared_path("flame/FLAME_sample.ply")))[1]
-    splits = json.loads((corpus / "splits.json").read_text())
-    stats = {"bilabial": [], "open": [], "rounding": [], "crossing": [], "accel": [], "alignment": []}
-    for clip in load_clips(str(corpus), subjects=splits["train"] + splits["val"] + splits["test"]):
-        vertices = clip.vertices()
-        rig = FaceRig(clip.template, triangles)
-        gap = rig.lip_gap(vertices) * 1000
-        width = rig.mouth_width(vertices) / rig.mouth_width(clip.template[None])[0]
-        times = np.arange(len(gap)) / 30
-        stats["crossing"].append(gap.min() - rig.rest_gap * 1000)
-        stats["accel"].append(np.abs(np.diff(vertices[:, rig.w_lips > 0.5], 2, axis=0)).max() * 1000)
-        for phone, start, end in clip.phones:
-            near = (times >= start - 1 / 30) & (times <= end + 1 / 30)
-            if not near.any():
-                continue
-            if phone in BILABIALS:
-                stats["bilabial"].append(gap[near].min())
-                closed_at = times[near][np.argmin(gap[near])]
-                stats["alignment"].append(closed_at - np.clip(closed_at, start, end))
-            elif phone in OPEN_VOWELS and end - start >= 0.1:
-                stats["open"].append(gap[near].max())
-            elif phone in ("UW", "OW") and end - start >= 0.08:
-                stats["rounding"].append(1 - width[near].min())
-    return {k: np.array(v) for k, v in stats.items()}
-
-
 @needs_festival
 def test_physical_claims_hold(tiny_corpus):
-    stats = measure(tiny_corpus)
-    assert len(stats["bilabial"]) >= 5 and stats["bilabial"].max() < 0.5  # bilabials close under 0.5 mm
-    assert len(stats["open"]) >= 3 and stats["open"].max() <= 15.0 and 8.0 <= np.median(stats["open"]) <= 15.0
-    assert len(stats["rounding"]) >= 2 and stats["rounding"].min() >= 0.15  # rounded vowels narrow >= 15%
-    assert stats["crossing"].min() >= -0.05  # lips never pass through each other
-    assert stats["accel"].max() < 8.0  # mm per frame^2: no jumps
-    assert np.abs(stats["alignment"]).max() <= 1 / 30 + 1e-6  # closure within a frame of the consonant
+    from core.corpus.checks import measure_corpus
+    from core.mesh_io import read_mesh
+
+    stats = measure_corpus(str(tiny_corpus), read_mesh(str(shared_path("flame/FLAME_sample.ply")))[1])
+    bilabial, open_gap, rounding = stats["bilabial_gap_mm"], stats["open_gap_mm"], stats["rounding"]
+    assert len(bilabial) >= 5 and bilabial.max() < 0.5  # bilabials close under 0.5 mm
+    # held open vowels: within 8-15 mm (a reduced /ah/ squeezed between two /p/, "puppet", parts the
+    # lips a few mm only, as a speaker's would)
+    assert len(open_gap) >= 3 and open_gap.max() <= 15.0 and 8.0 <= np.median(open_gap)
+    assert np.mean(open_gap >= 8.0) >= 0.9
+    assert len(rounding) >= 2 and rounding.min() >= 0.15  # rounded vowels narrow >= 15%
+    assert stats["crossing_mm"].min() >= -0.05  # lips never pass through each other
+    assert stats["acceleration_mm"].max() < 8.0  # mm per frame^2: no jumps
+    assert np.abs(stats["alignment_s"]).max() <= 1 / 30 + 1e-6  # closure within a frame of the consonant
 
 
 def test_sentences_cover_every_phoneme():
@@ -118,6 +95,34 @@ def test_rig_closes_lips_exactly_and_anticipates_rounding(flame_mesh):
     gap = rig.lip_gap(rig.deform(curves, SpeakingStyle())) * 1000
     assert gap[int(0.65 * 30)] < 0.5
     assert gap[int(0.85 * 30)] > 8.0
+
+
+def test_held_vowels_stay_in_range_for_quiet_lip_heavy_speakers(flame_mesh):
+    """A vowel squeezed between bilabials ("Bob") on a small-jawed, sad, slurring speaker still
+    opens 8-15 mm, and a short /uw/ still narrows the mouth 15%; a loud angry /aa/ stays under 15 mm."""
+    from core.corpus.articulation import SpeakingStyle, soften_jaw, viseme_curves
+    from core.corpus.emotion import emotional_style
+    from core.corpus.speech import Phone
+
+    verts, tris = flame_mesh
+    rig = FaceRig(verts, tris)
+    phones = [Phone("SIL", 0, 0.2), Phone("B", 0.2, 0.27), Phone("AA", 0.27, 0.44), Phone("B", 0.44, 0.5),
+              Phone("T", 0.5, 0.56), Phone("UW", 0.56, 0.65), Phone("SIL", 0.65, 0.9)]
+    times = np.arange(27) / 30
+    quiet = emotional_style(SpeakingStyle(amplitude=0.82, jaw_share=0.8, smoothing=1.6), "sad", 1.0)
+    curves = viseme_curves(phones, 27, quiet)
+    vertices = rig.deform(curves, quiet)
+    gap = rig.lip_gap(vertices) * 1000
+    width = rig.mouth_width(vertices) / rig.mouth_width(verts[None])[0]
+    vowel = (times >= 0.27 - 1 / 30) & (times <= 0.44 + 1 / 30)
+    assert 8.0 <= gap[vowel].max() <= 15.0
+    assert gap[int(0.235 * 30)] < 0.5 and gap[int(0.47 * 30)] < 0.5  # both /b/ still close
+    rounded = (times >= 0.56 - 1 / 30) & (times <= 0.65 + 1 / 30)
+    assert 1 - width[rounded].min() >= 0.15
+    loud = emotional_style(SpeakingStyle(amplitude=1.18, jaw_share=1.2), "angry", 1.0)
+    curves = viseme_curves([Phone("SIL", 0, 0.2), Phone("AA", 0.2, 0.5), Phone("SIL", 0.5, 0.8)], 24, loud)
+    curves[:, 0] = soften_jaw(curves[:, 0])
+    assert rig.lip_gap(rig.deform(curves, loud)).max() * 1000 <= 15.0
 
 
 def test_contact_sheet_shows_each_viseme(flame_mesh, tmp_path):
@@ -190,7 +195,7 @@ def test_corpus_records_emotions_voices_and_augmented_copies(tiny_corpus):
     metas = {p.stem: json.loads(p.read_text()) for p in (tiny_corpus / "meta").glob("*.json")}
     emotions = {m["emotion"] for m in metas.values()}
     assert "neutral" in emotions and len(emotions) >= 3
-    assert all(0.3 <= m["intensity"] <= 1.0 for m in metas.values() if m["emotion"] != "neutral")
+    assert all(0.1 <= m["intensity"] <= 1.0 for m in metas.values() if m["emotion"] != "neutral")
     synthesisers = {m["voice"]["synthesiser"] for m in metas.values()}
     assert synthesisers == {"festival", "espeak-ng"}
     aligned = [m for m in metas.values() if m["voice"]["timing"] == "pocketsphinx alignment"]

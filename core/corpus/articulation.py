@@ -134,7 +134,42 @@ def viseme_curves(phones, n_frames: int, style: SpeakingStyle) -> np.ndarray:
     # styles differ in how they share the work between jaw and lips, within physical limits
     curves[:, J_JAW] *= np.sqrt(style.amplitude * style.jaw_share)
     curves[:, J_ROUND:J_SPREAD + 1] *= np.sqrt(style.amplitude / style.jaw_share)
+    hold_vowel_ranges(curves, phones, times)
     return np.clip(curves, [0, 0, 0, 0, 0, 0], [20, 1, 1.3, 1.3, 1, 1])
+
+
+OPEN_VOWEL_MIN_MM = 9.0  # a held open vowel opens at least this far (physical range 8-15 mm)
+ROUNDED_VOWEL_MIN = 0.85  # rounding activation a held rounded vowel reaches (narrows the mouth ~17%)
+JAW_SOFT_LIMIT_MM = (11.0, 2.0)  # openings above 11 mm saturate towards 13 mm (upper-lip raise adds < 2)
+
+
+def hold_vowel_ranges(curves: np.ndarray, phones, times: np.ndarray) -> None:
+    """Keep held vowels in their physical ranges whatever the style, emotion or neighbours: a quiet,
+    lip-heavy speaker or a vowel squeezed between two bilabials ("Bob") still opens 8 mm, a sad
+    speaker still rounds /uw/, done with smooth bumps so no frame jumps."""
+    for phone in phones:
+        duration = phone.end - phone.start
+        span = (times >= phone.start) & (times <= phone.end)
+        if not span.any():
+            continue
+        centre = (phone.start + phone.end) / 2
+        if phone.phone in OPEN_VOWELS and duration >= 0.1:
+            # closure leaking in from neighbouring bilabials shrinks the gap to about jaw x (1 - close):
+            # open the jaw enough at the vowel's most open frame (releasing the lips faster would jerk them)
+            frames = np.flatnonzero(span)
+            best = frames[np.argmax(curves[frames, J_JAW] * (1 - curves[frames, J_CLOSE]))]
+            needed = OPEN_VOWEL_MIN_MM / max(1.0 - curves[best, J_CLOSE], 0.5)
+            bump = np.exp(-np.square((times - times[best]) / (duration / 2 + 1 / FPS)))
+            curves[:, J_JAW] += max(0.0, needed - curves[best, J_JAW]) * bump
+        elif phone.phone in ROUNDED and phone.phone in VOWELS and duration >= 0.08:
+            bump = np.exp(-np.square((times - centre) / (duration / 2 + 1 / FPS)))
+            curves[:, J_ROUND] += max(0.0, ROUNDED_VOWEL_MIN - curves[span, J_ROUND].max()) * bump
+
+
+def soften_jaw(jaw_mm: np.ndarray) -> np.ndarray:
+    """Openings beyond the soft limit saturate (a loud angry /aa/ cannot open past ~15 mm)."""
+    knee, room = JAW_SOFT_LIMIT_MM
+    return np.where(jaw_mm <= knee, jaw_mm, knee + room * np.tanh((jaw_mm - knee) / room))
 
 
 class FaceRig:

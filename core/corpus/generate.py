@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.base import EMOTIONS
-from .articulation import FPS, J_JAW, J_RAISE, J_ROUND, J_SPREAD, FaceRig, SpeakingStyle, blink_curve, random_identity, viseme_curves
+from .articulation import (FPS, J_JAW, J_RAISE, J_ROUND, J_SPREAD, FaceRig, SpeakingStyle, blink_curve, random_identity,
+                           soften_jaw, viseme_curves)
 from .augment import KINDS, augment_clip
 from .emotion import PROFILES, articulation_bias, emotional_style, expression_curves
 from .speech import HELD_OUT_VOICES, INSTALL_HINT, available_voices, require_tools, synthesise
@@ -84,11 +85,12 @@ class ClipPlan:
 
 
 def plan_emotion(speaker_index: int, sentence_id: int, share: float, seed: int) -> tuple[str, float]:
-    """Neutral, or one of the six emotions in turn (so every speaker has each), at 0.3-1 intensity."""
+    """Neutral, or one of the six emotions in turn (so every speaker has each), at 0.1-1 intensity:
+    faint emotions too, or a model never sees how an expression grows out of neutral."""
     rng = np.random.default_rng([seed, speaker_index, sentence_id, 20_000])
     if rng.random() >= share:
         return "neutral", 0.0
-    return EMOTIONS[1 + (speaker_index + sentence_id) % (len(EMOTIONS) - 1)], float(rng.uniform(0.3, 1.0))
+    return EMOTIONS[1 + (speaker_index + sentence_id) % (len(EMOTIONS) - 1)], float(rng.uniform(0.1, 1.0))
 
 
 def clip_rng(seed: int, subject: str, sentence_id: int) -> np.random.Generator:
@@ -113,7 +115,7 @@ def _motion(rig: FaceRig, phones, n_frames: int, style: SpeakingStyle, emotion: 
     style = emotional_style(style, emotion, intensity)
     curves = viseme_curves(phones, n_frames, style)
     bias = articulation_bias(emotion, intensity)
-    curves[:, J_JAW] += bias["jaw"]
+    curves[:, J_JAW] = soften_jaw(curves[:, J_JAW] + bias["jaw"])
     curves[:, J_SPREAD] = np.minimum(curves[:, J_SPREAD] + bias["spread"] * (1 - np.clip(curves[:, J_ROUND], 0, 1)), 1.3)
     curves[:, J_RAISE] = np.minimum(curves[:, J_RAISE] + bias["raise"], 1.0)
     blinks = blink_curve(n_frames, style.blink_rate, rng)
