@@ -70,3 +70,31 @@ def test_emoface_trains_on_the_emotional_corpus(tiny_corpus, tmp_path):  # noqa:
     losses = [h["loss"] for h in history if "loss" in h]
     assert losses[-1] < losses[0], losses
     assert load_model(folder).config["architecture"] == "emoface"
+
+
+def test_content_branch_is_supervised_on_neutral_clips_only():
+    """With content_from_neutral, an emotional clip teaches the content branch nothing through its own
+    (intermediate) loss: the content basis gets the same gradient as with no branch losses at all."""
+    model = _tiny_model()
+    model.eval()  # no dropout, so the three passes see the same network
+    frames = 12
+    rng = torch.Generator().manual_seed(0)
+    emotion = torch.zeros(2, 7)
+    emotion[0, 1], emotion[1, 3] = 1.0, 0.6  # happy, angry: no neutral clip in the batch
+    batch = {"features": torch.randn(2, frames, model.encoder.feature_dim, generator=rng),
+             "target_mm": torch.randn(2, frames, 5023, 3, generator=rng) * 0.5, "emotion": emotion, "progress": 0.3}
+
+    def content_gradient(**overrides) -> torch.Tensor:
+        saved = dict(model.config)
+        model.config.update(overrides)
+        model.zero_grad()
+        model.training_loss(batch, None)[0].backward()
+        model.config.clear()
+        model.config.update(saved)
+        return model.content_basis.weight.grad.clone()
+
+    without_branch_losses = content_gradient(weight_branches=0.0)
+    assert torch.allclose(content_gradient(content_from_neutral=True), without_branch_losses, atol=1e-9)
+    assert not torch.allclose(content_gradient(content_from_neutral=False), without_branch_losses, atol=1e-9)
+    batch["emotion"] = torch.zeros(2, 7)  # neutral clips do supervise it
+    assert not torch.allclose(content_gradient(content_from_neutral=True), content_gradient(weight_branches=0.0), atol=1e-9)

@@ -53,6 +53,7 @@ DEFAULTS = {
     "weight_velocity": 10.0,
     "weight_branches": 0.5,
     "weight_emotion_class": 0.1,
+    "content_from_neutral": True,
 }
 
 
@@ -218,13 +219,19 @@ class EmoFaceModel(nn.Module):
         mixed_previous = share * target + (1 - share) * teacher.detach()
         grown = self.fuse(parts, self.shifted(mixed_previous))
 
-        def motion_loss(pred: torch.Tensor) -> torch.Tensor:
+        def motion_loss(pred: torch.Tensor, sample_weights: torch.Tensor | None = None) -> torch.Tensor:
             p, t = pred * 1000.0, batch["target_mm"]
-            velocity = ((p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).mean()
-            return (p - t).pow(2).mean() + float(cfg["weight_velocity"]) * velocity
+            velocity = ((p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).flatten(1).mean(1)
+            per_sample = (p - t).pow(2).flatten(1).mean(1) + float(cfg["weight_velocity"]) * velocity
+            if sample_weights is None:
+                return per_sample.mean()
+            return (per_sample * sample_weights).sum() / sample_weights.sum().clamp(min=1.0)
 
         fused = motion_loss(teacher) + motion_loss(grown)
-        branches = motion_loss(parts["content"]) + motion_loss(parts["emotion"])  # intermediate supervision
+        # intermediate supervision: the content branch learns articulation from neutral clips only, so
+        # neutral speech gets no share of the emotions' average expression through it
+        neutral = (batch["emotion"].sum(-1) == 0).float() if cfg["content_from_neutral"] else None
+        branches = motion_loss(parts["content"], neutral) + motion_loss(parts["emotion"])
         label = batch["emotion"].argmax(-1)  # all zeros (neutral) gives index 0, which is neutral
         classification = nn.functional.cross_entropy(parts["class_logits"], label) + \
             nn.functional.mse_loss(parts["intensity"], batch["emotion"].sum(-1))
