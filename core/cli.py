@@ -97,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default=None)
     evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--audio-only", default=None, help="folder of real speech .wav with .phone.json alignments")
+    evaluate.add_argument("--audio-only", nargs="+", default=None, metavar="DIR",
+                          help="folders of real speech .wav, each with a .phone.json alignment or a transcript")
+    evaluate.add_argument("--transcripts", default=None,
+                          help="transcripts of --audio-only clips without alignments (lines 'STEM the words'); "
+                               "force-aligned with pocketsphinx")
     evaluate.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"), help="FLAME_masks.pkl")
     evaluate.add_argument("--template", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"),
                           help="FLAME head (its triangles locate the lips; audio-only runs animate it)")

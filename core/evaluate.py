@@ -1,7 +1,7 @@
 """`python -m core evaluate`: the field's measures (METHODS.md) plus lip closure and opening.
 
     python -m core evaluate --data DIR --split test --model MODEL [--masks FLAME_masks.pkl]
-    python -m core evaluate --audio-only DIR --model MODEL [--template HEAD.ply]
+    python -m core evaluate --audio-only DIR [DIR ...] [--transcripts FILE] --model MODEL [--template HEAD.ply]
 
 LVE: per frame, the largest squared error over the `lips` vertices, averaged over frames (m^2,
 printed x1e-5). MVE: mean Euclidean error over all vertices (mm). FDD: per upper-face vertex
@@ -115,29 +115,50 @@ def read_phone_alignment(path: str) -> list[tuple[str, float, float]]:
     return phones
 
 
-def evaluate_audio_only(model, folder: str, template: np.ndarray, triangles: np.ndarray) -> dict:
-    """Real speech without ground-truth motion: does the mouth close at bilabials and open at open vowels?"""
+def real_speech_phones(wav: str, transcripts: dict[str, str]) -> list[tuple[str, float, float]] | None:
+    """A clip's phones: its .phone.json alignment if it has one, else its transcript (keyed by the
+    file's stem) force-aligned with pocketsphinx; None when neither is known."""
+    alignment = wav[: -len(".wav")] + ".phone.json"
+    if os.path.isfile(alignment):
+        return read_phone_alignment(alignment)
+    stem = os.path.splitext(os.path.basename(wav))[0]
+    if stem not in transcripts:
+        return None
+    from .align import align_phones
+    from .audio import load_audio
+
+    return align_phones(load_audio(wav), transcripts[stem])
+
+
+def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, triangles: np.ndarray,
+                        transcripts: dict[str, str] | None = None) -> dict:
+    """Real speech without ground-truth motion: does the mouth close at bilabials and open at open
+    vowels? Clips with neither an alignment nor a transcript are listed as skipped."""
     from .audio import load_audio
     from .models import Conditioning
 
     rig = FaceRig(template, triangles)
-    openings, bilabial_gaps, per_clip = [], [], {}
-    for alignment in sorted(glob.glob(os.path.join(folder, "*.phone.json"))):
-        wav = alignment.replace(".phone.json", ".wav")
-        if not os.path.isfile(wav):
-            continue
-        gap = rig.lip_gap(template + model.predict(load_audio(wav), template, Conditioning()).vertex_offsets()) * 1000
-        gaps, opened = lip_events(gap, read_phone_alignment(alignment))
-        bilabial_gaps += gaps
-        openings += opened
-        per_clip[os.path.basename(wav)] = {"closure_rate": closure_rate(gaps),
-                                           "open_vowel_gap_mm": float(np.mean(opened)) if opened else None}
+    openings, bilabial_gaps, per_clip, skipped = [], [], {}, []
+    for folder in [folders] if isinstance(folders, str) else folders:
+        for wav in sorted(glob.glob(os.path.join(folder, "*.wav"))):
+            phones = real_speech_phones(wav, transcripts or {})
+            name = os.path.join(os.path.basename(os.path.normpath(folder)), os.path.basename(wav))
+            if phones is None:
+                skipped.append(name)
+                continue
+            gap = rig.lip_gap(template + model.predict(load_audio(wav), template, Conditioning()).vertex_offsets()) * 1000
+            gaps, opened = lip_events(gap, phones)
+            bilabial_gaps += gaps
+            openings += opened
+            per_clip[name] = {"bilabials": len(gaps), "closure_rate": closure_rate(gaps),
+                              "open_vowel_gap_mm": float(np.mean(opened)) if opened else None}
     return {
         "clips": len(per_clip),
         "bilabials": len(bilabial_gaps),
         "closure_rate": closure_rate(bilabial_gaps),
         "bilabial_min_gap_mm": float(np.mean(bilabial_gaps)) if bilabial_gaps else None,
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
+        "skipped (no alignment or transcript)": ", ".join(skipped) or "none",
         "per_clip": per_clip,
     }
 
@@ -156,7 +177,10 @@ def main_evaluate(args) -> int:
         results["dataset"] = evaluate_dataset(model, args.data, args.split, args.masks, triangles,
                                               emotion=args.only_emotion)
     if args.audio_only:
-        results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles)
+        from .align import read_transcripts
+
+        transcripts = read_transcripts(args.transcripts) if args.transcripts else {}
+        results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles, transcripts)
     for section, values in results.items():
         print(f"[{section}]")
         for key, value in values.items():

@@ -38,6 +38,9 @@ class TrainConfig:
     weight_velocity: float = 10.0
     weight_lip_contact: float = 5.0
     augment: float = 0.7  # probability that a clip's audio is augmented
+    # log-mel only: also warp the mel axis (vocal tract length, +-12%) and mask frequency bands of an
+    # augmented clip's features, so the decoder cannot lean on the synthetic voices' exact spectra
+    spectral_augment: bool = False
     # pretrained encoders: features are computed once per clip (clean + this many augmented copies)
     # and cached; the log-mel encoder is cheap enough to run on freshly augmented audio every step
     feature_variants: int = 3
@@ -83,6 +86,26 @@ def augment_audio(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = out + rng.normal(size=len(out)) * np.sqrt(power / 10 ** (snr / 10))
     out *= rng.uniform(0.3, 1.0) / (np.abs(out).max() + 1e-9)
     return out.astype(np.float32)
+
+
+def augment_spectrum(features: torch.Tensor, rng: np.random.Generator, max_warp: float = 0.12,
+                     masks: int = 2, max_band: int = 10) -> torch.Tensor:
+    """(T, n_mels) normalised log-mel -> the same with the mel axis stretched or squeezed about its
+    low end (a longer or shorter vocal tract moves every formant by the same factor) and up to
+    `masks` random bands of at most `max_band` bins set to the clip mean (0 after normalisation).
+    Time is left alone: masking frames would hide the sound the lips must follow."""
+    n_mels = features.shape[1]
+    factor = float(rng.uniform(1 - max_warp, 1 + max_warp))
+    source = torch.clamp(torch.arange(n_mels, dtype=torch.float32) / factor, 0, n_mels - 1)
+    low = source.floor().long()
+    high = torch.clamp(low + 1, max=n_mels - 1)
+    blend = (source - low.float()).to(features.dtype)
+    out = features[:, low] * (1 - blend) + features[:, high] * blend
+    for _ in range(int(rng.integers(0, masks + 1))):
+        width = int(rng.integers(1, max_band + 1))
+        start = int(rng.integers(0, n_mels - width + 1))
+        out[:, start:start + width] = 0.0
+    return out
 
 
 class ClipStore:
@@ -227,7 +250,10 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
                 segment = audio[int(start / 30 * 16000): int((start + length) / 30 * 16000)]
                 if augmented:
                     segment = augment_audio(segment, rng)
-                feats.append(resample_features(model.encoder.encode(segment, torch.device("cpu")), length))
+                encoded = model.encoder.encode(segment, torch.device("cpu"))
+                if augmented and config.spectral_augment:
+                    encoded = augment_spectrum(encoded, rng)
+                feats.append(resample_features(encoded, length))
             clip = train_clips[int(i)]
             targets.append(torch.from_numpy(offsets[start:start + length]))
             contacts.append(torch.from_numpy(contact[start:start + length]))

@@ -117,3 +117,60 @@ def test_clips_without_phone_times_are_aligned_from_transcripts(tmp_path, speech
     assert [p[0] for p in clips[0].phones if p[0] != "SIL"][:3] == ["HH", "IY", "W"]  # "he was ..."
     assert clips[1].phones is None and "sentence02: no transcript" in lines[-1]
     assert (tmp_path / "align" / f"{subject}_sentence01.json").is_file()
+
+
+def test_spectral_augment_moves_formants_by_one_factor_and_masks_bands():
+    import torch
+
+    from core.train import augment_spectrum
+
+    features = torch.zeros(5, 80)
+    features[:, 40] = 1.0  # one formant-like peak at bin 40
+
+    class Fixed:  # a generator that draws the warp, then no masks
+        def __init__(self, warp):
+            self.values = iter([warp])
+
+        def uniform(self, low, high):
+            return next(self.values)
+
+        def integers(self, low, high=None):
+            return 0
+
+    unchanged = augment_spectrum(features, Fixed(1.0))
+    assert torch.equal(unchanged, features)
+    stretched = augment_spectrum(features, Fixed(1.1))  # formants 10% higher (a shorter vocal tract)
+    assert int(stretched[0].argmax()) == 44 and stretched.shape == features.shape
+    squeezed = augment_spectrum(features, Fixed(0.9))
+    assert int(squeezed[0].argmax()) == 36
+
+    rng = np.random.default_rng(3)
+    noisy = torch.randn(20, 80, generator=torch.Generator().manual_seed(0))
+    masked = [augment_spectrum(noisy, rng) for _ in range(20)]
+    zero_bands = [int((m == 0).all(0).sum()) for m in masked]
+    assert max(zero_bands) > 0 and all(z <= 20 for z in zero_bands)  # at most 2 bands of 10 bins
+    assert all(bool(m.isfinite().all()) for m in masked)
+
+
+def test_real_speech_without_alignments_is_aligned_from_transcripts_or_listed_as_skipped(tmp_path):
+    import shutil
+
+    from core.evaluate import evaluate_audio_only, read_phone_alignment, real_speech_phones
+    from core.mesh_io import read_mesh
+    from core.models import load_model
+
+    stem = "sense_and_sensibility_01_austen_64kb-0870"
+    source = shared_path(f"audio/librivox/{stem}.wav")
+    shutil.copy(source, tmp_path / "reader.wav")  # no .phone.json beside the copy
+    shutil.copy(source, tmp_path / "unknown.wav")
+    transcripts = {"reader": (source.parent / f"{stem}.txt").read_text().strip()}
+    aligned = real_speech_phones(str(tmp_path / "reader.wav"), transcripts)
+    shipped = read_phone_alignment(str(source.parent / f"{stem}.phone.json"))
+    bilabials = [p for p in aligned if p[0] in ("P", "B", "M")]
+    assert len(bilabials) == len([p for p in shipped if p[0] in ("P", "B", "M")]) > 0
+    assert real_speech_phones(str(tmp_path / "unknown.wav"), transcripts) is None
+
+    head, triangles = read_mesh(str(shared_path("flame/FLAME_sample.ply")))
+    result = evaluate_audio_only(load_model("default"), [str(tmp_path)], head, triangles, transcripts)
+    assert result["clips"] == 1 and result["bilabials"] == len(bilabials)
+    assert "unknown.wav" in result["skipped (no alignment or transcript)"]
