@@ -82,7 +82,10 @@ def test_content_branch_is_supervised_on_neutral_clips_only():
     emotion = torch.zeros(2, 7)
     emotion[0, 1], emotion[1, 3] = 1.0, 0.6  # happy, angry: no neutral clip in the batch
     batch = {"features": torch.randn(2, frames, model.encoder.feature_dim, generator=rng),
-             "target_mm": torch.randn(2, frames, 5023, 3, generator=rng) * 0.5, "emotion": emotion, "progress": 0.3}
+             "target_mm": torch.randn(2, frames, 5023, 3, generator=rng) * 0.5, "emotion": emotion, "progress": 0.3,
+             "lips": torch.zeros(2, 5023, dtype=torch.bool), "contact": torch.zeros(2, frames)}
+    batch["lips"][:, :50] = True
+    batch["contact"][:, 4:7] = 1.0
 
     def content_gradient(**overrides) -> torch.Tensor:
         saved = dict(model.config)

@@ -27,6 +27,7 @@ from torch import nn
 from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
 from ..errors import Cancelled, ModelError
 from .base import EMOTIONS, FROM_AUDIO, CancelCheck, Conditioning, MotionPrediction, ProgressCallback
+from .imitator import lip_contact_loss
 
 DEFAULTS = {
     "architecture": "emoface",
@@ -51,6 +52,7 @@ DEFAULTS = {
     "feature_reduce": 4,
     "spiral_length": 9,
     "weight_velocity": 10.0,
+    "weight_lip_contact": 5.0,  # Imitator's lip contact loss on the fused output, as the default model has
     "weight_branches": 0.5,
     "weight_emotion_class": 0.1,
     "content_from_neutral": True,
@@ -228,6 +230,10 @@ class EmoFaceModel(nn.Module):
             return (per_sample * sample_weights).sum() / sample_weights.sum().clamp(min=1.0)
 
         fused = motion_loss(teacher) + motion_loss(grown)
+        # without it the lips come near at /p b m/ but rarely meet, on real speech never (BENCHMARKS.md)
+        lips = batch["lips"].float()
+        contact = lip_contact_loss(teacher * 1000.0, batch["target_mm"], lips, batch["contact"]) + \
+            lip_contact_loss(grown * 1000.0, batch["target_mm"], lips, batch["contact"])
         # intermediate supervision: the content branch learns articulation from neutral clips only, so
         # neutral speech gets no share of the emotions' average expression through it
         neutral = (batch["emotion"].sum(-1) == 0).float() if cfg["content_from_neutral"] else None
@@ -235,8 +241,10 @@ class EmoFaceModel(nn.Module):
         label = batch["emotion"].argmax(-1)  # all zeros (neutral) gives index 0, which is neutral
         classification = nn.functional.cross_entropy(parts["class_logits"], label) + \
             nn.functional.mse_loss(parts["intensity"], batch["emotion"].sum(-1))
-        loss = fused + float(cfg["weight_branches"]) * branches + float(cfg["weight_emotion_class"]) * classification
+        loss = fused + float(cfg["weight_branches"]) * branches + float(cfg["weight_emotion_class"]) * classification \
+            + float(cfg["weight_lip_contact"]) * contact
         return loss, {"fused": fused.item(), "branches": branches.item(), "class": classification.item(),
+                      "lip": contact.item(),
                       "gt_share": share}
 
     # ---- product path ---------------------------------------------------------------------------
