@@ -94,7 +94,7 @@ def main() -> int:
                 distance = np.linalg.norm(pred - truth[:n], axis=2)
                 scores[name]["mve"].append(distance.mean())
                 scores[name]["mve_lips"].append(distance[:, lips].mean())
-                scores[name]["mve_eyes"].append(distance[:, eyes].sum() / distance.shape[1] / distance.shape[0])
+                scores[name]["mve_eyes"].append(distance[:, eyes].sum() / distance.size)  # their part of the mean
     base = np.mean(scores["unadapted"]["mve"])
     base_lve = np.mean(scores["unadapted"]["lve"])
     print(f"| variant | LVE (x1e-5) | MVE (mm) | MVE vs unadapted | LVE vs unadapted | MVE on the lips (mm) | "
