@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--steps", type=int, default=None)
     trainer.add_argument("--batch", type=int, default=None)
     trainer.add_argument("--seed", type=int, default=None)
+    trainer.add_argument("--lr", type=float, default=None,
+                         help="base learning rate; on resume it replaces the checkpoint's (to fine-tune a copied run)")
     trainer.add_argument("--feature-cache", default=None,
                          help="folder of cached encoder features, shareable between runs (default: RUN_DIR/features)")
     trainer.add_argument("--transcripts", default=None,

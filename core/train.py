@@ -223,6 +223,10 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         torch.set_rng_state(state["torch_rng"].cpu())
         start_step, history = state["step"], state["history"]
         log(f"resumed from step {start_step}")
+        # the config's rate wins over the checkpoint's, so a resumed run can be fine-tuned at a new rate
+        if not np.isclose(schedule.base_lrs[0], config.lr):
+            log(f"learning rate: {config.lr:g} from the config (the checkpoint's was {schedule.base_lrs[0]:g})")
+            schedule.base_lrs = [config.lr for _ in schedule.base_lrs]
 
     cache = None
     if model.config["encoder"]["type"] != "logmel":
@@ -390,7 +394,7 @@ def validate(model, store: ClipStore) -> float:
 
 def main_train(args) -> int:
     config = TrainConfig.from_file(args.config)
-    for key in ("steps", "seed", "batch", "transcripts", "feature_cache"):
+    for key in ("steps", "seed", "batch", "lr", "transcripts", "feature_cache"):
         if getattr(args, key, None) is not None:
             setattr(config, key, getattr(args, key))
     folder = train(args.data, args.out, config, log=lambda m: print(m, file=sys.stderr, flush=True))

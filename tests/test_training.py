@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from conftest import shared_path
 
@@ -52,9 +53,12 @@ def test_tiny_training_run_learns_resumes_and_evaluates(tiny_corpus, tmp_path): 
     model = load_model(folder)
     assert model.styles == json.loads((tiny_corpus / "splits.json").read_text())["train"]
 
-    config.steps = 150
+    config.steps, config.lr = 150, 1e-3  # resumed at a new rate: the config's wins over the checkpoint's
     train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
     assert "resumed from step 100" in lines
+    assert "learning rate: 0.001 from the config (the checkpoint's was 0.003)" in lines
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert saved["step"] == 150 and saved["schedule"]["base_lrs"] == [1e-3]
 
     triangles = read_mesh(str(shared_path("flame/FLAME_sample.ply")))[1]
     scores = evaluate_dataset(model, str(tiny_corpus), "test", str(shared_path("flame/FLAME_masks.pkl")), triangles)
