@@ -85,6 +85,28 @@ def test_missing_model_lists_what_is_installed(weights_dir):
         resolve_model_dir("nonexistent")
 
 
+def test_model_config_is_parsed_once_until_the_file_changes(tmp_path, monkeypatch):
+    """Panels read it on every redraw; a retrained model in place is still seen."""
+    import json
+    import os
+
+    from core.models import read_model_config
+
+    save_model(make_tiny_model(), str(tmp_path / "m"))
+    loads = []
+    real_load = json.load
+    monkeypatch.setattr(json, "load", lambda handle: loads.append(1) or real_load(handle))
+    first = read_model_config(str(tmp_path / "m"))
+    first["styles"].append("changed by a caller")
+    assert read_model_config(str(tmp_path / "m")) != first and len(loads) == 1  # a copy, from the cache
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    config["styles"] = ["retrained"]
+    path.write_text(json.dumps(config))
+    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 1_000_000))
+    assert read_model_config(str(tmp_path / "m"))["styles"] == ["retrained"] and len(loads) == 2
+
+
 def test_audio_context_convolutions_round_trip(tmp_path, speech, flame_mesh):
     model = make_tiny_model(audio_conv_layers=2)
     save_model(model, str(tmp_path / "conv"))

@@ -7,6 +7,7 @@ user's first, then the project's `weights/`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Callable
@@ -55,14 +56,24 @@ def samples_takes(config: dict) -> bool:
     return config.get("architecture") in SAMPLING_ARCHITECTURES
 
 
+_config_cache: dict[str, tuple[tuple[int, int], dict]] = {}  # path -> ((modified, size), parsed config)
+
+
 def read_model_config(name_or_path: str | None, extra_dirs: list[str] | None = None) -> dict:
-    """A model's config.json without loading its weights (for panels and checks)."""
+    """A model's config.json without loading its weights (for panels and checks). Panels ask on every
+    redraw, so a file is parsed again only when it changes; callers get their own copy."""
     path = os.path.join(resolve_model_dir(name_or_path, extra_dirs), CONFIG_FILE)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        stat = os.stat(path)
+        modified = (stat.st_mtime_ns, stat.st_size)
+        cached = _config_cache.get(path)
+        if cached is None or cached[0] != modified:
+            with open(path, encoding="utf-8") as handle:
+                cached = (modified, json.load(handle))
+            _config_cache[path] = cached
     except (OSError, ValueError) as exc:
         raise ModelError(f"Cannot read {path}: {exc}. Reinstall the model.") from None
+    return copy.deepcopy(cached[1])
 
 
 def build_model(config: dict) -> MotionModel:
