@@ -101,3 +101,39 @@ def test_content_branch_is_supervised_on_neutral_clips_only():
     assert not torch.allclose(content_gradient(content_from_neutral=False), without_branch_losses, atol=1e-9)
     batch["emotion"] = torch.zeros(2, 7)  # neutral clips do supervise it
     assert not torch.allclose(content_gradient(content_from_neutral=True), content_gradient(weight_branches=0.0), atol=1e-9)
+
+
+def test_branch_band_keeps_each_frame_to_its_neighbourhood():
+    """With a band, a change of the speech at frame 40 leaves the branch features of frame 10 alone
+    (band 2 x 1 layer + the audio convolution's 2 frames = 4 frames of reach); without one it does not."""
+    features = torch.randn(1, 60, 80, generator=torch.Generator().manual_seed(1))
+    changed = features.clone()
+    changed[0, 40] += 3.0
+    still = torch.zeros(1, 60, 7)
+    for band, reaches in ((2, False), (0, True)):
+        model = _tiny_model()
+        model.config.update(branch_band=band)
+        with torch.no_grad():
+            before, after = model.branches(features, still), model.branches(changed, still)
+        moved = (before["content_features"] - after["content_features"]).abs().amax(-1)[0]
+        assert bool(moved[10] > 1e-6) == reaches, band
+        assert moved[40] > 1e-3
+        if not reaches:
+            assert moved[:40 - 4].max() == 0 and moved[40 + 4 + 1:].max() == 0  # nothing beyond the reach
+
+
+def test_lip_region_loss_weighs_the_lips_on_every_frame():
+    model = _tiny_model()
+    model.eval()
+    frames = 10
+    rng = torch.Generator().manual_seed(0)
+    batch = {"features": torch.randn(1, frames, 80, generator=rng),
+             "target_mm": torch.randn(1, frames, 5023, 3, generator=rng), "emotion": torch.zeros(1, 7),
+             "progress": 0.5, "lips": torch.zeros(1, 5023, dtype=torch.bool), "contact": torch.zeros(1, frames)}
+    batch["lips"][:, :50] = True
+    model.config.update(weight_lip_region=0.0)
+    without, parts = model.training_loss(batch, None)
+    assert parts["lip"] == 0.0 and parts["lip_region"] > 0  # no bilabials: only the every-frame term sees the lips
+    model.config.update(weight_lip_region=2.0)
+    with_region = model.training_loss(batch, None)[0]
+    assert with_region.item() == pytest.approx(without.item() + 2.0 * parts["lip_region"], rel=1e-5)

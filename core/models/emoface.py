@@ -27,7 +27,7 @@ from torch import nn
 from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
 from ..errors import Cancelled, ModelError
 from .base import EMOTIONS, FROM_AUDIO, CancelCheck, Conditioning, MotionPrediction, ProgressCallback
-from .imitator import lip_contact_loss
+from .imitator import alignment_mask, lip_contact_loss
 
 DEFAULTS = {
     "architecture": "emoface",
@@ -53,6 +53,11 @@ DEFAULTS = {
     "spiral_length": 9,
     "weight_velocity": 10.0,
     "weight_lip_contact": 5.0,  # Imitator's lip contact loss on the fused output, as the default model has
+    # the same lip-vertex error over every frame: without it the contact loss outweighs the lips' share of
+    # the whole-face error, and the cheapest way to close the lips at /p b m/ is to move them less everywhere
+    "weight_lip_region": 0.0,
+    # frames each side a branch frame attends to (0 = the whole window, as the first trained models)
+    "branch_band": 0,
     "weight_branches": 0.5,
     "weight_emotion_class": 0.1,
     "content_from_neutral": True,
@@ -127,7 +132,15 @@ def _apply_sparse(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def _branch(d: int, heads: int, ffn: int, layers: int) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(d, heads, ffn, dropout=0.0, batch_first=True)
-    return nn.TransformerEncoder(layer, layers)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+def band_mask(n_frames: int, band: int, device: torch.device) -> torch.Tensor | None:
+    """Additive self-attention mask letting frame t see frames t-band .. t+band (None: the whole window).
+    Articulation is local in time; a band also makes a frame's output independent of the window length."""
+    if band <= 0:
+        return None
+    return alignment_mask(n_frames, band, band, device)
 
 
 def _positions(n_frames: int, dim: int, device: torch.device) -> torch.Tensor:
@@ -183,8 +196,9 @@ class EmoFaceModel(nn.Module):
     def branches(self, features: torch.Tensor, emotion: torch.Tensor) -> dict:
         """features (B, T, D) at the motion rate, emotion (B, T, 7) one-hot x intensity."""
         memory = self.audio_memory(features)
-        content_features = self.content_branch(memory)
-        emotion_features = self.emotion_branch(memory + self.emotion_embedding(emotion))
+        band = band_mask(memory.shape[1], int(self.config["branch_band"]), memory.device)
+        content_features = self.content_branch(memory, mask=band)
+        emotion_features = self.emotion_branch(memory + self.emotion_embedding(emotion), mask=band)
         shape = (*features.shape[:2], self.n_vertices, 3)
         pooled = memory.mean(dim=1)
         return {
@@ -234,6 +248,9 @@ class EmoFaceModel(nn.Module):
         lips = batch["lips"].float()
         contact = lip_contact_loss(teacher * 1000.0, batch["target_mm"], lips, batch["contact"]) + \
             lip_contact_loss(grown * 1000.0, batch["target_mm"], lips, batch["contact"])
+        every_frame = torch.ones_like(batch["contact"])
+        lip_region = lip_contact_loss(teacher * 1000.0, batch["target_mm"], lips, every_frame) + \
+            lip_contact_loss(grown * 1000.0, batch["target_mm"], lips, every_frame)
         # intermediate supervision: the content branch learns articulation from neutral clips only, so
         # neutral speech gets no share of the emotions' average expression through it
         neutral = (batch["emotion"].sum(-1) == 0).float() if cfg["content_from_neutral"] else None
@@ -242,9 +259,9 @@ class EmoFaceModel(nn.Module):
         classification = nn.functional.cross_entropy(parts["class_logits"], label) + \
             nn.functional.mse_loss(parts["intensity"], batch["emotion"].sum(-1))
         loss = fused + float(cfg["weight_branches"]) * branches + float(cfg["weight_emotion_class"]) * classification \
-            + float(cfg["weight_lip_contact"]) * contact
+            + float(cfg["weight_lip_contact"]) * contact + float(cfg["weight_lip_region"]) * lip_region
         return loss, {"fused": fused.item(), "branches": branches.item(), "class": classification.item(),
-                      "lip": contact.item(),
+                      "lip": contact.item(), "lip_region": lip_region.item(),
                       "gt_share": share}
 
     # ---- product path ---------------------------------------------------------------------------
