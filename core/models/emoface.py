@@ -27,7 +27,7 @@ from torch import nn
 from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
 from ..errors import Cancelled, ModelError
 from .base import EMOTIONS, FROM_AUDIO, CancelCheck, Conditioning, MotionPrediction, ProgressCallback
-from .imitator import alignment_mask, lip_contact_loss
+from .imitator import alignment_mask, frame_weighted, lip_error_per_frame
 
 DEFAULTS = {
     "architecture": "emoface",
@@ -246,11 +246,9 @@ class EmoFaceModel(nn.Module):
         fused = motion_loss(teacher) + motion_loss(grown)
         # without it the lips come near at /p b m/ but rarely meet, on real speech never (BENCHMARKS.md)
         lips = batch["lips"].float()
-        contact = lip_contact_loss(teacher * 1000.0, batch["target_mm"], lips, batch["contact"]) + \
-            lip_contact_loss(grown * 1000.0, batch["target_mm"], lips, batch["contact"])
-        every_frame = torch.ones_like(batch["contact"])
-        lip_region = lip_contact_loss(teacher * 1000.0, batch["target_mm"], lips, every_frame) + \
-            lip_contact_loss(grown * 1000.0, batch["target_mm"], lips, every_frame)
+        lip_errors = [lip_error_per_frame(pred * 1000.0, batch["target_mm"], lips) for pred in (teacher, grown)]
+        contact = sum(frame_weighted(error, batch["contact"]) for error in lip_errors)
+        lip_region = sum(frame_weighted(error, torch.ones_like(error)) for error in lip_errors)
         # intermediate supervision: the content branch learns articulation from neutral clips only, so
         # neutral speech gets no share of the emotions' average expression through it
         neutral = (batch["emotion"].sum(-1) == 0).float() if cfg["content_from_neutral"] else None

@@ -20,13 +20,22 @@ from ..errors import Cancelled, ModelError
 from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
 
 
+def lip_error_per_frame(pred_mm: torch.Tensor, target_mm: torch.Tensor, lips: torch.Tensor) -> torch.Tensor:
+    """Squared lip-vertex error (B, T, V, 3 in mm; `lips` (B, V) mask), mean over the lips: (B, T)."""
+    per_frame = ((pred_mm - target_mm) ** 2).sum(-1)
+    return (per_frame * lips[:, None, :]).sum(-1) / lips.sum(-1, keepdim=True)
+
+
+def frame_weighted(per_frame: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean of a (B, T) per-frame error under (B, T) frame weights."""
+    return (per_frame * weights).sum() / (weights.sum() + 1e-6)
+
+
 def lip_contact_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, lips: torch.Tensor, contact: torch.Tensor
                      ) -> torch.Tensor:
-    """Imitator's lip contact loss: squared lip-vertex error (B, T, V, 3 in mm; `lips` (B, V) mask)
-    averaged over the frames around bilabial closures (`contact`, B x T weights)."""
-    per_frame = ((pred_mm - target_mm) ** 2).sum(-1)
-    per_frame = (per_frame * lips[:, None, :]).sum(-1) / lips.sum(-1, keepdim=True)
-    return (per_frame * contact).sum() / (contact.sum() + 1e-6)
+    """Imitator's lip contact loss: the lip-vertex error averaged over the frames around bilabial
+    closures (`contact`, B x T weights)."""
+    return frame_weighted(lip_error_per_frame(pred_mm, target_mm, lips), contact)
 
 DEFAULTS = {
     "architecture": "imitator",
