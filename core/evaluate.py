@@ -115,9 +115,11 @@ def read_phone_alignment(path: str) -> list[tuple[str, float, float]]:
     return phones
 
 
-def real_speech_phones(wav: str, transcripts: dict[str, str]) -> list[tuple[str, float, float]] | None:
+def real_speech_phones(wav: str, transcripts: dict[str, str], audio: np.ndarray | None = None
+                       ) -> list[tuple[str, float, float]] | None:
     """A clip's phones: its .phone.json alignment if it has one, else its transcript (keyed by the
-    file's stem) force-aligned with pocketsphinx; None when neither is known."""
+    file's stem) force-aligned with pocketsphinx (on `audio` when the caller has read it already);
+    None when neither is known."""
     alignment = wav[: -len(".wav")] + ".phone.json"
     if os.path.isfile(alignment):
         return read_phone_alignment(alignment)
@@ -127,7 +129,7 @@ def real_speech_phones(wav: str, transcripts: dict[str, str]) -> list[tuple[str,
     from .align import align_phones
     from .audio import load_audio
 
-    return align_phones(load_audio(wav), transcripts[stem])
+    return align_phones(load_audio(wav) if audio is None else audio, transcripts[stem])
 
 
 def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, triangles: np.ndarray,
@@ -141,12 +143,13 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
     openings, bilabial_gaps, per_clip, skipped = [], [], {}, []
     for folder in [folders] if isinstance(folders, str) else folders:
         for wav in sorted(glob.glob(os.path.join(folder, "*.wav"))):
-            phones = real_speech_phones(wav, transcripts or {})
+            audio = load_audio(wav)  # read once: the aligner and the model both need it
+            phones = real_speech_phones(wav, transcripts or {}, audio)
             name = os.path.join(os.path.basename(os.path.normpath(folder)), os.path.basename(wav))
             if phones is None:
                 skipped.append(name)
                 continue
-            gap = rig.lip_gap(template + model.predict(load_audio(wav), template, Conditioning()).vertex_offsets()) * 1000
+            gap = rig.lip_gap(template + model.predict(audio, template, Conditioning()).vertex_offsets()) * 1000
             gaps, opened = lip_events(gap, phones)
             bilabial_gaps += gaps
             openings += opened
