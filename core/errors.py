@@ -21,6 +21,10 @@ class ModelError(TalkingHeadError):
     """A model or style cannot be found, loaded or used."""
 
 
+class ConfigError(TalkingHeadError):
+    """A training or adaptation config file holds a setting that cannot be used."""
+
+
 class OutputError(TalkingHeadError):
     """The result cannot be written where it was asked to go."""
 

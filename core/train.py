@@ -21,10 +21,16 @@ import torch
 from .audio import load_audio
 from .data import Clip, load_clips
 from .encoders import resample_features
+from .errors import ConfigError
 from .features import FeatureCache
 from .models import build_model, save_model
 
 BILABIALS = ("P", "B", "M")
+
+
+# loss weights every architecture reads from its model config; older training configs had them at
+# the top level, where only one architecture read them
+MOVED_LOSS_WEIGHTS = frozenset({"weight_velocity", "weight_lip_contact"})
 
 
 @dataclass
@@ -35,8 +41,6 @@ class TrainConfig:
     batch: int = 8
     crop_frames: int = 120
     lr: float = 1e-3
-    weight_velocity: float = 10.0
-    weight_lip_contact: float = 5.0
     augment: float = 0.7  # probability that a clip's audio is augmented
     # log-mel only: also warp the mel axis (vocal tract length, +-12%) and mask frequency bands of an
     # augmented clip's features, so the decoder cannot lean on the synthetic voices' exact spectra
@@ -63,6 +67,16 @@ class TrainConfig:
             data = json.load(handle)
         base = cls()
         model = {**base.model, **data.pop("model", {})}
+        for name in MOVED_LOSS_WEIGHTS.intersection(data):
+            # older configs set these at the top level; loss weights now live in "model"
+            value = data.pop(name)
+            if name in model and model[name] != value:
+                raise ConfigError(f"{path}: {name} is set twice ({value} at the top level, {model[name]} in "
+                                 f"\"model\"); keep the one in \"model\"")
+            model[name] = value
+        unknown = set(data) - set(asdict(base))
+        if unknown:
+            raise ConfigError(f"{path}: unknown training settings {sorted(unknown)}; known: {sorted(asdict(base))}")
         return cls(**{**asdict(base), **data, "model": model})
 
 

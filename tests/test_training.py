@@ -178,3 +178,37 @@ def test_real_speech_without_alignments_is_aligned_from_transcripts_or_listed_as
     result = evaluate_audio_only(load_model("default"), [str(tmp_path)], head, triangles, transcripts)
     assert result["clips"] == 1 and result["bilabials"] == len(bilabials)
     assert "unknown.wav" in result["skipped (no alignment or transcript)"]
+
+
+def test_loss_weights_live_in_the_model_config_and_old_top_level_ones_move_there(tmp_path):
+    from core.errors import ConfigError
+    from core.models import build_model
+    from core.train import TrainConfig
+
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps({"steps": 10, "weight_lip_contact": 0.0, "model": {"architecture": "imitator"}}))
+    config = TrainConfig.from_file(str(legacy))
+    assert config.model["weight_lip_contact"] == 0.0 and not hasattr(config, "weight_lip_contact")
+
+    # the weight the model reads is the one that counts: no lip contact term, no lip contact loss
+    torch.manual_seed(0)
+    batch = {"features": torch.randn(1, 12, 80), "style": torch.ones(1, 1),
+             "target_mm": torch.randn(1, 12, 5023, 3), "lips": torch.zeros(1, 5023), "contact": torch.zeros(1, 12)}
+    batch["lips"][0, :50] = 1.0
+    batch["contact"][0, 4:8] = 1.0
+    losses = {}
+    for weight in (0.0, 5.0):
+        torch.manual_seed(1)
+        model = build_model({"architecture": "imitator", "weight_lip_contact": weight, "n_basis": 8})
+        loss, parts = model.training_loss(batch, config)
+        losses[weight] = (loss.item(), parts["lip"])
+    assert losses[5.0][1] > 0 and losses[5.0][0] == pytest.approx(losses[0.0][0] + 5.0 * losses[5.0][1], rel=1e-5)
+
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"weight_velocity": 1.0, "model": {"weight_velocity": 10.0}}))
+    with pytest.raises(ConfigError, match="weight_velocity is set twice"):
+        TrainConfig.from_file(str(both))
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"stpes": 10}))
+    with pytest.raises(ConfigError, match="unknown training settings \\['stpes'\\]"):
+        TrainConfig.from_file(str(typo))

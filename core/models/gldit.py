@@ -58,6 +58,7 @@ DEFAULTS = {
     "overlap_frames": 30,
     "weight_velocity": 10.0,
     "weight_lips": 5.0,
+    "weight_lip_contact": 5.0,
     "commitment": 0.25,
 }
 
@@ -262,7 +263,7 @@ class GLDiTalkerModel(nn.Module):
             if self.training:
                 self.vqvae.restart_dead_codes(latent, indices)
             loss = rec + float(cfg["weight_velocity"]) * velocity + float(cfg["weight_lips"]) * lip + \
-                float(config.weight_lip_contact) * contact + codebook_loss + float(cfg["commitment"]) * commitment
+                float(cfg["weight_lip_contact"]) * contact + codebook_loss + float(cfg["commitment"]) * commitment
             return loss, {"stage": 1, "rec": rec.item(), "vel": velocity.item(), "lip": lip.item(),
                           "contact": contact.item(), "vq": codebook_loss.item(), "codes": codes_used}
         self.vqvae.eval()  # frozen, with the channel statistics sampling will use

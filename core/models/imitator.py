@@ -57,6 +57,9 @@ DEFAULTS = {
     # 1-D convolutions (kernel 5) over the audio features before the decoder: the local acoustic context
     # that wav2vec features carry and plain log-mel frames lack; 0 = Imitator's linear projection
     "audio_conv_layers": 0,
+    # training loss weights (Imitator's): velocity, and lip contact at bilabial closures
+    "weight_velocity": 10.0,
+    "weight_lip_contact": 5.0,
     # long audio is decoded in windows (frames at the motion rate) that overlap and cross-fade
     "window_frames": 600,
     "overlap_frames": 60,
@@ -180,12 +183,13 @@ class ImitatorModel(nn.Module):
 
     def training_loss(self, batch: dict, config) -> tuple[torch.Tensor, dict]:
         """Imitator's losses: vertex MSE, velocity and lip contact at bilabial closures (mm)."""
+        cfg = self.config
         pred = self(batch["features"], batch["style"]) * 1000.0
         target, lips, contact = batch["target_mm"], batch["lips"], batch["contact"]
         loss_rec = torch.mean((pred - target) ** 2)
         loss_vel = torch.mean(((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2)
         loss_lip = lip_contact_loss(pred, target, lips, contact)
-        loss = loss_rec + config.weight_velocity * loss_vel + config.weight_lip_contact * loss_lip
+        loss = loss_rec + float(cfg["weight_velocity"]) * loss_vel + float(cfg["weight_lip_contact"]) * loss_lip
         return loss, {"rec": loss_rec.item(), "vel": loss_vel.item(), "lip": loss_lip.item()}
 
     # ---- product path ------------------------------------------------------------------------
