@@ -22,7 +22,7 @@ class ModelError(TalkingHeadError):
 
 
 class ConfigError(TalkingHeadError):
-    """A training or adaptation config file holds a setting that cannot be used."""
+    """A training config file holds a setting that cannot be used."""
 
 
 class OutputError(TalkingHeadError):

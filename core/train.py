@@ -72,7 +72,7 @@ class TrainConfig:
             value = data.pop(name)
             if name in model and model[name] != value:
                 raise ConfigError(f"{path}: {name} is set twice ({value} at the top level, {model[name]} in "
-                                 f"\"model\"); keep the one in \"model\"")
+                                  f"\"model\"); keep the one in \"model\"")
             model[name] = value
         unknown = set(data) - set(asdict(base))
         if unknown:
@@ -284,7 +284,7 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         }
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         batch["progress"] = step / config.steps
-        loss, parts = model.training_loss(batch, config)
+        loss, parts = model.training_loss(batch)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

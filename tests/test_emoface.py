@@ -91,7 +91,7 @@ def test_content_branch_is_supervised_on_neutral_clips_only():
         saved = dict(model.config)
         model.config.update(overrides)
         model.zero_grad()
-        model.training_loss(batch, None)[0].backward()
+        model.training_loss(batch)[0].backward()
         model.config.clear()
         model.config.update(saved)
         return model.content_basis.weight.grad.clone()
@@ -132,8 +132,8 @@ def test_lip_region_loss_weighs_the_lips_on_every_frame():
              "progress": 0.5, "lips": torch.zeros(1, 5023, dtype=torch.bool), "contact": torch.zeros(1, frames)}
     batch["lips"][:, :50] = True
     model.config.update(weight_lip_region=0.0)
-    without, parts = model.training_loss(batch, None)
+    without, parts = model.training_loss(batch)
     assert parts["lip"] == 0.0 and parts["lip_region"] > 0  # no bilabials: only the every-frame term sees the lips
     model.config.update(weight_lip_region=2.0)
-    with_region = model.training_loss(batch, None)[0]
+    with_region = model.training_loss(batch)[0]
     assert with_region.item() == pytest.approx(without.item() + 2.0 * parts["lip_region"], rel=1e-5)

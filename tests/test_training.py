@@ -200,7 +200,7 @@ def test_loss_weights_live_in_the_model_config_and_old_top_level_ones_move_there
     for weight in (0.0, 5.0):
         torch.manual_seed(1)
         model = build_model({"architecture": "imitator", "weight_lip_contact": weight, "n_basis": 8})
-        loss, parts = model.training_loss(batch, config)
+        loss, parts = model.training_loss(batch)
         losses[weight] = (loss.item(), parts["lip"])
     assert losses[5.0][1] > 0 and losses[5.0][0] == pytest.approx(losses[0.0][0] + 5.0 * losses[5.0][1], rel=1e-5)
 

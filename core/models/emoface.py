@@ -226,7 +226,7 @@ class EmoFaceModel(nn.Module):
         return self.fuse(parts, self.shifted(first))
 
     # ---- training -------------------------------------------------------------------------------
-    def training_loss(self, batch: dict, config) -> tuple[torch.Tensor, dict]:
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         cfg = self.config
         target = batch["target_mm"] / 1000.0
         parts = self.branches(batch["features"], batch["emotion"][:, None].expand(-1, target.shape[1], -1))

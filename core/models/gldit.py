@@ -244,7 +244,7 @@ class GLDiTalkerModel(nn.Module):
             torch.stack([resample_features(f, n_latent) for f in features])
 
     # ---- training -------------------------------------------------------------------------------
-    def training_loss(self, batch: dict, config) -> tuple[torch.Tensor, dict]:
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         cfg = self.config
         target = batch["target_mm"] / 1000.0
         n_frames = target.shape[1]

@@ -181,7 +181,7 @@ class ImitatorModel(nn.Module):
         style = self.style_embedding(style_onehot).unsqueeze(1)
         return self.offsets_from_coefficients(self.coefficients(visemes, style))
 
-    def training_loss(self, batch: dict, config) -> tuple[torch.Tensor, dict]:
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Imitator's losses: vertex MSE, velocity and lip contact at bilabial closures (mm)."""
         cfg = self.config
         pred = self(batch["features"], batch["style"]) * 1000.0
