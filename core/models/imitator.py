@@ -37,6 +37,7 @@ def lip_contact_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, lips: torch
     closures (`contact`, B x T weights)."""
     return frame_weighted(lip_error_per_frame(pred_mm, target_mm, lips), contact)
 
+
 DEFAULTS = {
     "architecture": "imitator",
     "fps": 30.0,
