@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--seed", type=int, default=None)
     trainer.add_argument("--lr", type=float, default=None,
                          help="base learning rate; on resume it replaces the checkpoint's (to fine-tune a copied run)")
+    trainer.add_argument("--init", default=None,
+                         help="a trained model (name or folder) to start from: fine-tunes it; the config's \"model\" "
+                              "may change its loss weights, not its sizes")
     trainer.add_argument("--feature-cache", default=None,
                          help="folder of cached encoder features, shareable between runs (default: RUN_DIR/features)")
     trainer.add_argument("--transcripts", default=None,

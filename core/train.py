@@ -33,10 +33,18 @@ BILABIALS = ("P", "B", "M")
 MOVED_LOSS_WEIGHTS = frozenset({"weight_velocity", "weight_lip_contact"})
 
 
+# the model a training config without "model" settings (and without `init`) trains
+DEFAULT_MODEL = {"architecture": "imitator", "window_frames": 120, "overlap_frames": 30,
+                 "align_lookback": 3, "align_lookahead": 3}
+
+
 @dataclass
 class TrainConfig:
-    model: dict = field(default_factory=lambda: {"architecture": "imitator", "window_frames": 120, "overlap_frames": 30,
-                                                 "align_lookback": 3, "align_lookahead": 3})
+    # model settings; on top of DEFAULT_MODEL, or with `init` on top of that model's own config
+    model: dict = field(default_factory=dict)
+    # a trained model (name or folder) whose weights the run starts from, to fine-tune it (on new data,
+    # or with other loss weights); its speaking styles are matched by name, new ones start at their mean
+    init: str = ""
     steps: int = 3000
     batch: int = 8
     crop_frames: int = 120
@@ -66,7 +74,7 @@ class TrainConfig:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         base = cls()
-        model = {**base.model, **data.pop("model", {})}
+        model = dict(data.pop("model", {}))
         for name in MOVED_LOSS_WEIGHTS.intersection(data):
             # older configs set these at the top level; loss weights now live in "model"
             value = data.pop(name)
@@ -201,6 +209,53 @@ def emotion_vector(emotion: str, intensity: float) -> torch.Tensor:
     return vector
 
 
+def init_settings(config: TrainConfig) -> dict:
+    """The `init` model's config less what names it or depends on the data."""
+    from .models import read_model_config
+
+    base = {k: v for k, v in read_model_config(config.init).items() if k not in ("name", "styles", "n_vertices")}
+    if config.model.get("architecture", base["architecture"]) != base["architecture"]:
+        raise ConfigError(f"init model {config.init} is a '{base['architecture']}' model but the training config's "
+                          f"\"model\" asks for '{config.model['architecture']}'; drop \"architecture\" from it")
+    return base
+
+
+def starting_point(config: TrainConfig, subjects: list[str], log=print) -> tuple[dict, dict]:
+    """The `init` model's settings (init_settings) and its weights, with its style columns
+    rearranged for `subjects`: a subject it was trained on keeps its style, a new one starts at the
+    mean of its styles."""
+    from safetensors.torch import load_file
+
+    from .models import WEIGHTS_FILE, read_model_config, resolve_model_dir
+
+    base = init_settings(config)
+    folder = resolve_model_dir(config.init)
+    init_config = read_model_config(folder)
+    old_styles = list(init_config["styles"])
+    state = load_file(os.path.join(folder, WEIGHTS_FILE), device="cpu")
+    style_parameters = build_model(init_config).style_parameters
+    for name in style_parameters:
+        columns = state[name]
+        mean = columns.mean(dim=1, keepdim=True)
+        state[name] = torch.cat([columns[:, old_styles.index(s), None] if s in old_styles else mean
+                                 for s in subjects], dim=1)
+    known = sum(s in old_styles for s in subjects)
+    log(f"starting from {folder}" + (f": it knows {known} of the {len(subjects)} training speakers' styles"
+                                     + ("" if known == len(subjects) else "; the others start at the mean of its styles")
+                                     if style_parameters else ""))
+    return base, state
+
+
+def load_fitting_weights(model: torch.nn.Module, state: dict, source: str, advice: str) -> None:
+    """Load `state` into `model`, or say which weights of `source` do not fit and what to do."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        raise ConfigError(f"{source} does not fit the network the training config asks for ({detail}): {advice}"
+                          ) from None
+
+
 def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     """Train (or resume) into `out`; returns the model folder."""
     os.makedirs(out, exist_ok=True)
@@ -216,21 +271,33 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     if config.transcripts:
         attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
     subjects = sorted({c.subject for c in train_clips})
-    model_config = {**config.model, "styles": subjects, "n_vertices": int(train_clips[0].template.shape[0])}
     from .device import pick_device
 
     device = torch.device(pick_device(config.device))
-    model = build_model(model_config).to(device)
+    checkpoint = os.path.join(out, "checkpoint.pt")
+    state = torch.load(checkpoint, weights_only=False, map_location=device) if os.path.isfile(checkpoint) else None
+    start = starting_point(config, subjects, log) if config.init and state is None else None
+    if state is not None:  # a resumed run goes on with the network it was training (older checkpoints lack it)
+        base = state.get("model_config") or (init_settings(config) if config.init else DEFAULT_MODEL)
+    elif start is not None:
+        base = start[0]
+    else:
+        base = DEFAULT_MODEL
+    model_config = {**base, **config.model, "styles": subjects, "n_vertices": int(train_clips[0].template.shape[0])}
+    model = build_model(model_config)
+    if start is not None:
+        load_fitting_weights(model, start[1], f"init model {config.init}", "fine-tuning keeps the network's "
+                             "sizes, so change only loss weights and training settings")
+    model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     # warm-up then cosine decay over config.steps, read at every step so a resumed run can be extended
     warmup = max(1, config.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
         1 + np.cos(np.pi * min(s, config.steps) / config.steps)) + 0.02)
-    checkpoint = os.path.join(out, "checkpoint.pt")
     start_step, history = 0, []
-    if os.path.isfile(checkpoint):
-        state = torch.load(checkpoint, weights_only=False, map_location=device)
-        model.load_state_dict(state["model"])
+    if state is not None:
+        load_fitting_weights(model, state["model"], f"the checkpoint in {out}",
+                             "resume with the config (and --init) the run started with")
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         rng = state["rng"]
@@ -308,7 +375,7 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
             model.train()
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                         "schedule": schedule.state_dict(), "rng": rng, "torch_rng": torch.get_rng_state(),
-                        "step": done, "history": history}, checkpoint + ".part")
+                        "step": done, "history": history, "model_config": dict(model.config)}, checkpoint + ".part")
             os.replace(checkpoint + ".part", checkpoint)
 
     folder = os.path.join(out, "model")
@@ -408,7 +475,7 @@ def validate(model, store: ClipStore) -> float:
 
 def main_train(args) -> int:
     config = TrainConfig.from_file(args.config)
-    for key in ("steps", "seed", "batch", "lr", "transcripts", "feature_cache"):
+    for key in ("steps", "seed", "batch", "lr", "transcripts", "feature_cache", "init"):
         if getattr(args, key, None) is not None:
             setattr(config, key, getattr(args, key))
     folder = train(args.data, args.out, config, log=lambda m: print(m, file=sys.stderr, flush=True))

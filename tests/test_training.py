@@ -212,3 +212,57 @@ def test_loss_weights_live_in_the_model_config_and_old_top_level_ones_move_there
     typo.write_text(json.dumps({"stpes": 10}))
     with pytest.raises(ConfigError, match="unknown training settings \\['stpes'\\]"):
         TrainConfig.from_file(str(typo))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_fine_tuning_starts_from_a_trained_model_and_matches_its_styles_by_name(tiny_corpus, tmp_path):  # noqa: F811
+    from core.errors import ConfigError
+    from core.models import build_model, load_model, save_model
+    from core.train import TrainConfig, starting_point, train
+
+    subjects = json.loads((tiny_corpus / "splits.json").read_text())["train"]
+    torch.manual_seed(0)
+    start = build_model({"architecture": "imitator", "d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32,
+                         "n_basis": 16, "window_frames": 60, "overlap_frames": 15,
+                         "styles": ["ACTOR_ELSEWHERE", subjects[0]]})
+    save_model(start, str(tmp_path / "start"))
+    # a learning rate of 0 keeps the weights where the start put them
+    config = TrainConfig(steps=1, batch=2, crop_frames=30, lr=0.0, validate_every=100, init=str(tmp_path / "start"),
+                         model={"weight_lip_contact": 2.0})
+    lines = []
+    tuned = load_model(train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append))
+    assert f"starting from {tmp_path / 'start'}: it knows 1 of the 1 training speakers' styles" in lines
+    # the start's sizes and settings, not the defaults; the config's loss weight on top
+    assert tuned.config["d_model"] == 32 and tuned.config["window_frames"] == 60
+    assert tuned.config["weight_lip_contact"] == 2.0 and tuned.styles == subjects
+    columns = start.style_embedding.weight.detach()
+    assert torch.equal(tuned.style_embedding.weight[:, 0], columns[:, 1])  # matched by name, not position
+    # speakers the start never heard begin at the mean of its styles
+    state = starting_point(config, ["NEW_ACTOR", subjects[0]], log=lines.append)[1]["style_embedding.weight"]
+    assert torch.allclose(state[:, 0], columns.mean(dim=1)) and torch.equal(state[:, 1], columns[:, 1])
+    assert lines[-1].endswith("it knows 1 of the 2 training speakers' styles; the others start at the mean of its styles")
+    tuned_state, start_state = tuned.state_dict(), start.state_dict()
+    assert all(torch.equal(tuned_state[k], v) for k, v in start_state.items() if k != "style_embedding.weight")
+    # an interrupted fine-tune resumes with its own network, even when the start is gone by then
+    (tmp_path / "start" / "config.json").unlink()
+    config.steps = 2
+    train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
+    assert "resumed from step 1" in lines and load_model(str(tmp_path / "run" / "model")).config["d_model"] == 32
+    save_model(start, str(tmp_path / "start"))
+    # checkpoints written before they recorded their network fall back on the init model's settings
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    del saved["model_config"]
+    torch.save(saved, tmp_path / "run" / "checkpoint.pt")
+    config.steps = 3
+    train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
+    assert "resumed from step 2" in lines
+    config.steps, config.model = 4, {"d_model": 64}
+    with pytest.raises(ConfigError, match="the checkpoint in .* does not fit .*resume with the config"):
+        train(str(tiny_corpus), str(tmp_path / "run"), config)
+
+    config.model = {"architecture": "emoface"}
+    with pytest.raises(ConfigError, match="is a 'imitator' model but the training config's \"model\" asks for 'emoface'"):
+        train(str(tiny_corpus), str(tmp_path / "other"), config)
+    config.model = {"d_model": 64}
+    with pytest.raises(ConfigError, match="does not fit the network .*fine-tuning keeps the network's sizes"):
+        train(str(tiny_corpus), str(tmp_path / "bigger"), config)

@@ -79,6 +79,9 @@ class MotionModel(Protocol):
     sample_rate: int
     styles: list[str]
     config: dict  # what config.json holds: architecture, encoder, sizes
+    # weights whose columns are the speaking styles, in `styles` order (fine-tuning on other speakers
+    # rearranges them)
+    style_parameters: tuple[str, ...]
 
     def predict(
         self,

@@ -214,6 +214,8 @@ class LatentDenoiser(nn.Module):
 
 
 class GLDiTalkerModel(nn.Module):
+    style_parameters = ("denoiser.style.weight",)
+
     def __init__(self, config: dict):
         super().__init__()
         self.config = {**DEFAULTS, **config}

@@ -87,6 +87,8 @@ def alignment_mask(n_frames: int, lookback: int, lookahead: int, device: torch.d
 class ImitatorModel(nn.Module):
     """Speech features -> viseme features -> style -> basis coefficients -> FLAME offsets."""
 
+    style_parameters = ("style_embedding.weight",)
+
     def __init__(self, config: dict):
         super().__init__()
         self.config = {**DEFAULTS, **config}
