@@ -99,8 +99,41 @@ def test_content_branch_is_supervised_on_neutral_clips_only():
     without_branch_losses = content_gradient(weight_branches=0.0)
     assert torch.allclose(content_gradient(content_from_neutral=True), without_branch_losses, atol=1e-9)
     assert not torch.allclose(content_gradient(content_from_neutral=False), without_branch_losses, atol=1e-9)
+    # nor through the branch lip terms
+    assert torch.allclose(content_gradient(branch_lip_losses=True, weight_lip_region=2.0, weight_branches=0.0),
+                          content_gradient(weight_lip_region=2.0, weight_branches=0.0), atol=1e-9)
     batch["emotion"] = torch.zeros(2, 7)  # neutral clips do supervise it
     assert not torch.allclose(content_gradient(content_from_neutral=True), content_gradient(weight_branches=0.0), atol=1e-9)
+    assert not torch.allclose(content_gradient(branch_lip_losses=True, weight_branches=0.0),
+                              content_gradient(weight_branches=0.0), atol=1e-9)
+
+
+def test_branch_lip_losses_reach_each_branch_at_the_lips_only():
+    """The emotion branch gets the lip terms on its own output: they change its basis's gradient on the
+    lip vertices' rows and nowhere else, by the contact and lip-region errors of that branch alone."""
+    model = _tiny_model()
+    model.eval()
+    frames = 10
+    rng = torch.Generator().manual_seed(1)
+    emotion = torch.zeros(1, 7)
+    emotion[0, 2] = 0.8
+    batch = {"features": torch.randn(1, frames, 80, generator=rng),
+             "target_mm": torch.randn(1, frames, 5023, 3, generator=rng), "emotion": emotion, "progress": 0.5,
+             "lips": torch.zeros(1, 5023, dtype=torch.bool), "contact": torch.zeros(1, frames)}
+    batch["lips"][:, :50] = True
+    batch["contact"][:, 3:6] = 1.0
+
+    def emotion_gradient(on: bool) -> tuple[torch.Tensor, dict]:
+        model.config.update(branch_lip_losses=on, weight_lip_region=2.0)
+        model.zero_grad()
+        loss, parts = model.training_loss(batch)
+        loss.backward()
+        return model.emotion_basis.weight.grad.clone(), parts
+
+    (plain, plain_parts), (with_branches, parts) = emotion_gradient(False), emotion_gradient(True)
+    difference = (with_branches - plain).abs().sum(1).reshape(5023, 3).sum(1)
+    assert difference[:50].min() > 0 and difference[50:].max() == 0
+    assert parts["lip"] > plain_parts["lip"] and parts["lip_region"] > plain_parts["lip_region"]
 
 
 def test_branch_band_keeps_each_frame_to_its_neighbourhood():

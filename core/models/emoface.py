@@ -56,6 +56,11 @@ DEFAULTS = {
     # the same lip-vertex error over every frame: without it the contact loss outweighs the lips' share of
     # the whole-face error, and the cheapest way to close the lips at /p b m/ is to move them less everywhere
     "weight_lip_region": 0.0,
+    # the same lip terms on each branch's own output. Mesh Attention mixes the branches about half and
+    # half at the lips; a branch trained on the whole-face error alone barely opens the mouth there
+    # (the shipped model's emotion branch: 1.8 mm at open vowels against the content branch's 5.5),
+    # so the mix opens it less than either branch could
+    "branch_lip_losses": False,
     # frames each side a branch frame attends to (0 = the whole window, as the first trained models)
     "branch_band": 0,
     "weight_branches": 0.5,
@@ -246,15 +251,22 @@ class EmoFaceModel(nn.Module):
             return (per_sample * sample_weights).sum() / sample_weights.sum().clamp(min=1.0)
 
         fused = motion_loss(teacher) + motion_loss(grown)
-        # without it the lips come near at /p b m/ but rarely meet, on real speech never (BENCHMARKS.md)
-        lips = batch["lips"].float()
-        lip_errors = [lip_error_per_frame(pred * 1000.0, batch["target_mm"], lips) for pred in (teacher, grown)]
-        contact = sum(frame_weighted(error, batch["contact"]) for error in lip_errors)
-        lip_region = sum(frame_weighted(error, torch.ones_like(error)) for error in lip_errors)
         # intermediate supervision: the content branch learns articulation from neutral clips only, so
         # neutral speech gets no share of the emotions' average expression through it
         neutral = (batch["emotion"].sum(-1) == 0).float() if cfg["content_from_neutral"] else None
         branches = motion_loss(parts["content"], neutral) + motion_loss(parts["emotion"])
+        # without the contact term the lips come near at /p b m/ but rarely meet, on real speech never
+        # (BENCHMARKS.md); each output is (prediction, per-clip weights or None)
+        lips = batch["lips"].float()
+        lip_outputs = [(teacher, None), (grown, None)]
+        if cfg["branch_lip_losses"]:
+            lip_outputs += [(parts["content"], neutral), (parts["emotion"], None)]
+        contact = lip_region = torch.zeros((), device=target.device)
+        for pred, clip_weights in lip_outputs:
+            error = lip_error_per_frame(pred * 1000.0, batch["target_mm"], lips)
+            frames = torch.ones_like(error) if clip_weights is None else clip_weights[:, None].expand_as(error)
+            contact = contact + frame_weighted(error, batch["contact"] * frames)
+            lip_region = lip_region + frame_weighted(error, frames)
         label = batch["emotion"].argmax(-1)  # all zeros (neutral) gives index 0, which is neutral
         classification = nn.functional.cross_entropy(parts["class_logits"], label) + \
             nn.functional.mse_loss(parts["intensity"], batch["emotion"].sum(-1))
