@@ -59,7 +59,8 @@ DEFAULTS = {
     # the same lip terms on each branch's own output. Mesh Attention mixes the branches about half and
     # half at the lips; a branch trained on the whole-face error alone barely opens the mouth there
     # (the shipped model's emotion branch: 1.8 mm at open vowels against the content branch's 5.5),
-    # so the mix opens it less than either branch could
+    # so the mix opens it less than the content branch alone. Measured (BENCHMARKS.md): the emotion branch
+    # then opens wider but the content branch less, and the fused mouth no wider, so it is off
     "branch_lip_losses": False,
     # frames each side a branch frame attends to (0 = the whole window, as the first trained models)
     "branch_band": 0,
