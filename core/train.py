@@ -23,7 +23,7 @@ from .data import Clip, load_clips
 from .encoders import resample_features
 from .errors import ConfigError
 from .features import FeatureCache
-from .models import build_model, save_model
+from .models import build_model, read_model_config, save_model
 
 BILABIALS = ("P", "B", "M")
 
@@ -209,11 +209,9 @@ def emotion_vector(emotion: str, intensity: float) -> torch.Tensor:
     return vector
 
 
-def init_settings(config: TrainConfig) -> dict:
+def init_settings(init_config: dict, config: TrainConfig) -> dict:
     """The `init` model's config less what names it or depends on the data."""
-    from .models import read_model_config
-
-    base = {k: v for k, v in read_model_config(config.init).items() if k not in ("name", "styles", "n_vertices")}
+    base = {k: v for k, v in init_config.items() if k not in ("name", "styles", "n_vertices")}
     if config.model.get("architecture", base["architecture"]) != base["architecture"]:
         raise ConfigError(f"init model {config.init} is a '{base['architecture']}' model but the training config's "
                           f"\"model\" asks for '{config.model['architecture']}'; drop \"architecture\" from it")
@@ -226,11 +224,11 @@ def starting_point(config: TrainConfig, subjects: list[str], log=print) -> tuple
     mean of its styles."""
     from safetensors.torch import load_file
 
-    from .models import WEIGHTS_FILE, read_model_config, resolve_model_dir
+    from .models import WEIGHTS_FILE, resolve_model_dir
 
-    base = init_settings(config)
     folder = resolve_model_dir(config.init)
     init_config = read_model_config(folder)
+    base = init_settings(init_config, config)
     old_styles = list(init_config["styles"])
     state = load_file(os.path.join(folder, WEIGHTS_FILE), device="cpu")
     style_parameters = build_model(init_config).style_parameters
@@ -278,7 +276,8 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     state = torch.load(checkpoint, weights_only=False, map_location=device) if os.path.isfile(checkpoint) else None
     start = starting_point(config, subjects, log) if config.init and state is None else None
     if state is not None:  # a resumed run goes on with the network it was training (older checkpoints lack it)
-        base = state.get("model_config") or (init_settings(config) if config.init else DEFAULT_MODEL)
+        base = state.get("model_config") or (init_settings(read_model_config(config.init), config) if config.init
+                                             else DEFAULT_MODEL)
     elif start is not None:
         base = start[0]
     else:
