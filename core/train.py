@@ -218,8 +218,9 @@ def init_settings(init_config: dict, config: TrainConfig) -> dict:
     return base
 
 
-def starting_point(config: TrainConfig, subjects: list[str], log=print) -> tuple[dict, dict]:
-    """The `init` model's settings (init_settings) and its weights, with its style columns
+def starting_weights(config: TrainConfig, style_parameters: tuple[str, ...], subjects: list[str],
+                     log=print) -> dict:
+    """The `init` model's weights, its style columns (`style_parameters`, the model's own list)
     rearranged for `subjects`: a subject it was trained on keeps its style, a new one starts at the
     mean of its styles."""
     from safetensors.torch import load_file
@@ -227,11 +228,8 @@ def starting_point(config: TrainConfig, subjects: list[str], log=print) -> tuple
     from .models import WEIGHTS_FILE, resolve_model_dir
 
     folder = resolve_model_dir(config.init)
-    init_config = read_model_config(folder)
-    base = init_settings(init_config, config)
-    old_styles = list(init_config["styles"])
+    old_styles = list(read_model_config(folder)["styles"])
     state = load_file(os.path.join(folder, WEIGHTS_FILE), device="cpu")
-    style_parameters = build_model(init_config).style_parameters
     for name in style_parameters:
         columns = state[name]
         mean = columns.mean(dim=1, keepdim=True)
@@ -241,7 +239,7 @@ def starting_point(config: TrainConfig, subjects: list[str], log=print) -> tuple
     log(f"starting from {folder}" + (f": it knows {known} of the {len(subjects)} training speakers' styles"
                                      + ("" if known == len(subjects) else "; the others start at the mean of its styles")
                                      if style_parameters else ""))
-    return base, state
+    return state
 
 
 def load_fitting_weights(model: torch.nn.Module, state: dict, source: str, advice: str) -> None:
@@ -274,19 +272,17 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     device = torch.device(pick_device(config.device))
     checkpoint = os.path.join(out, "checkpoint.pt")
     state = torch.load(checkpoint, weights_only=False, map_location=device) if os.path.isfile(checkpoint) else None
-    start = starting_point(config, subjects, log) if config.init and state is None else None
-    if state is not None:  # a resumed run goes on with the network it was training (older checkpoints lack it)
-        base = state.get("model_config") or (init_settings(read_model_config(config.init), config) if config.init
-                                             else DEFAULT_MODEL)
-    elif start is not None:
-        base = start[0]
-    else:
-        base = DEFAULT_MODEL
+    # a resumed run goes on with the network it was training (older checkpoints lack it); the init model
+    # is read only when needed, so a fine-tune resumes after its start is gone
+    base = state.get("model_config") if state is not None else None
+    if base is None:
+        base = init_settings(read_model_config(config.init), config) if config.init else DEFAULT_MODEL
     model_config = {**base, **config.model, "styles": subjects, "n_vertices": int(train_clips[0].template.shape[0])}
     model = build_model(model_config)
-    if start is not None:
-        load_fitting_weights(model, start[1], f"init model {config.init}", "fine-tuning keeps the network's "
-                             "sizes, so change only loss weights and training settings")
+    if config.init and state is None:
+        load_fitting_weights(model, starting_weights(config, model.style_parameters, subjects, log),
+                             f"init model {config.init}", "fine-tuning keeps the network's sizes, so change only "
+                             "loss weights and training settings")
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     # warm-up then cosine decay over config.steps, read at every step so a resumed run can be extended

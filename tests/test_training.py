@@ -218,7 +218,7 @@ def test_loss_weights_live_in_the_model_config_and_old_top_level_ones_move_there
 def test_fine_tuning_starts_from_a_trained_model_and_matches_its_styles_by_name(tiny_corpus, tmp_path):  # noqa: F811
     from core.errors import ConfigError
     from core.models import build_model, load_model, save_model
-    from core.train import TrainConfig, starting_point, train
+    from core.train import TrainConfig, starting_weights, train
 
     subjects = json.loads((tiny_corpus / "splits.json").read_text())["train"]
     torch.manual_seed(0)
@@ -238,7 +238,8 @@ def test_fine_tuning_starts_from_a_trained_model_and_matches_its_styles_by_name(
     columns = start.style_embedding.weight.detach()
     assert torch.equal(tuned.style_embedding.weight[:, 0], columns[:, 1])  # matched by name, not position
     # speakers the start never heard begin at the mean of its styles
-    state = starting_point(config, ["NEW_ACTOR", subjects[0]], log=lines.append)[1]["style_embedding.weight"]
+    state = starting_weights(config, tuned.style_parameters, ["NEW_ACTOR", subjects[0]], log=lines.append)
+    state = state["style_embedding.weight"]
     assert torch.allclose(state[:, 0], columns.mean(dim=1)) and torch.equal(state[:, 1], columns[:, 1])
     assert lines[-1].endswith("it knows 1 of the 2 training speakers' styles; the others start at the mean of its styles")
     tuned_state, start_state = tuned.state_dict(), start.state_dict()
