@@ -149,7 +149,10 @@ class ClipStore:
         return self._rigs[clip.subject]
 
     def get(self, index: int):
-        """(audio, offsets (T, V, 3), contact weights (T,)) with T frames at 30 fps."""
+        """(audio, offsets (T, V, 3) float32, contact weights (T,)) with T frames at 30 fps.
+
+        Offsets are kept as float16: every clip's motion stays in memory (a 32-speaker corpus with
+        augmented copies held 12 GB as float32) and half precision is within 10 microns of it."""
         if index not in self._cache:
             clip = self.clips[index]
             audio = load_audio(clip.wav_path)
@@ -167,8 +170,9 @@ class ClipStore:
                         if len(window):
                             closure = window[np.argmin(gap[window])]
                             contact = np.maximum(contact, np.exp(-0.5 * ((frames - closure) / 2.0) ** 2))
-            self._cache[index] = (audio, offsets[:n].astype(np.float32), contact[:n])
-        return self._cache[index]
+            self._cache[index] = (audio, offsets[:n].astype(np.float16), contact[:n])
+        audio, offsets, contact = self._cache[index]
+        return audio, offsets.astype(np.float32), contact
 
     def motion_rate_features(self, index: int, variant: int) -> torch.Tensor:
         """Cached encoder features of a clip (variant 0 clean, 1.. augmented) at the motion rate."""
@@ -253,8 +257,8 @@ def load_fitting_weights(model: torch.nn.Module, state: dict, source: str, advic
 
 
 def train(data: str, out: str, config: TrainConfig, log=print) -> str:
-    """Train (or resume) into `out`; returns the model folder."""
-    os.makedirs(out, exist_ok=True)
+    """Train (or resume) into `out`; returns the model folder. `out` is created only once the data,
+    the init model and any checkpoint there have been read, so a mistyped argument leaves nothing."""
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -264,8 +268,6 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         val_clips = select_clips(load_clips(data, "val"), config.emotions)
     except Exception:
         val_clips = []
-    if config.transcripts:
-        attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
     subjects = sorted({c.subject for c in train_clips})
     from .device import pick_device
 
@@ -283,6 +285,9 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         load_fitting_weights(model, starting_weights(config, model.style_parameters, subjects, log),
                              f"init model {config.init}", "fine-tuning keeps the network's sizes, so change only "
                              "loss weights and training settings")
+    os.makedirs(out, exist_ok=True)
+    if config.transcripts:
+        attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     # warm-up then cosine decay over config.steps, read at every step so a resumed run can be extended
@@ -363,11 +368,12 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
             detail = " ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "loss")
             log(f"step {done}/{config.steps} loss {mean['loss']:.4f} ({detail}) {rate:.1f} steps/s, ETA {eta / 60:.1f} min")
             history.append({"step": done, "loss": mean["loss"]})
-        if val_clips and (done % config.validate_every == 0 or done == config.steps):
-            mve = validate(model, val_store)
-            history.append({"step": done, "val_mve_mm": mve})
-            log(f"step {done}: validation mean vertex error {mve:.3f} mm")
-            model.train()
+        if done % config.validate_every == 0 or done == config.steps:
+            if val_clips:  # a dataset without a val split still checkpoints, so its runs can resume
+                mve = validate(model, val_store)
+                history.append({"step": done, "val_mve_mm": mve})
+                log(f"step {done}: validation mean vertex error {mve:.3f} mm")
+                model.train()
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                         "schedule": schedule.state_dict(), "rng": rng, "torch_rng": torch.get_rng_state(),
                         "step": done, "history": history, "model_config": dict(model.config)}, checkpoint + ".part")

@@ -216,7 +216,7 @@ def test_loss_weights_live_in_the_model_config_and_old_top_level_ones_move_there
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_fine_tuning_starts_from_a_trained_model_and_matches_its_styles_by_name(tiny_corpus, tmp_path):  # noqa: F811
-    from core.errors import ConfigError
+    from core.errors import ConfigError, ModelError
     from core.models import build_model, load_model, save_model
     from core.train import TrainConfig, starting_weights, train
 
@@ -267,3 +267,41 @@ def test_fine_tuning_starts_from_a_trained_model_and_matches_its_styles_by_name(
     config.model = {"d_model": 64}
     with pytest.raises(ConfigError, match="does not fit the network .*fine-tuning keeps the network's sizes"):
         train(str(tiny_corpus), str(tmp_path / "bigger"), config)
+    config.model, config.init = {}, "no_such_model"
+    with pytest.raises(ModelError, match="Model 'no_such_model' not found"):
+        train(str(tiny_corpus), str(tmp_path / "typo"), config)
+    # a refused start leaves no run folder behind
+    assert not any((tmp_path / name).exists() for name in ("other", "bigger", "typo"))
+
+
+def test_a_dataset_without_a_val_split_still_checkpoints_and_resumes(tiny_corpus, tmp_path):  # noqa: F811
+    import shutil
+
+    from core.train import TrainConfig, train
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_corpus, data)
+    splits = json.loads((data / "splits.json").read_text())
+    splits["val"] = []
+    (data / "splits.json").write_text(json.dumps(splits))
+    config = TrainConfig(steps=2, batch=2, crop_frames=30, validate_every=2,
+                         model={"d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16})
+    lines = []
+    train(str(data), str(tmp_path / "run"), config, log=lines.append)
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert not any("validation" in line for line in lines)
+    config.steps = 3
+    train(str(data), str(tmp_path / "run"), config, log=lines.append)
+    assert "resumed from step 2" in lines
+
+
+def test_clip_store_holds_motion_in_half_the_memory_within_ten_microns(tiny_corpus):  # noqa: F811
+    from core.data import load_clips
+    from core.train import ClipStore
+
+    clip = load_clips(str(tiny_corpus), "train")[0]
+    store = ClipStore([clip])
+    _, offsets, _ = store.get(0)
+    exact = (clip.vertices() - clip.template[None])[: len(offsets)]
+    assert offsets.dtype == np.float32 and np.abs(offsets - exact).max() < 1e-5
+    assert store._cache[0][1].nbytes == exact.astype(np.float32).nbytes // 2
