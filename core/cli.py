@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mode", default=None, choices=("parallel", "autoregressive"),
                           help="decoding mode (default: the model's)")
     evaluate.add_argument("--only-emotion", default=None, choices=EMOTIONS,
-                          help="evaluate only the clips with this emotion (e.g. neutral for a model without emotion)")
+                          help="evaluate only the clips with this emotion (models with emotion control are told "
+                               "each clip's emotion and intensity; neutral compares them with models without)")
     return parser
 
 

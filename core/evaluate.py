@@ -81,7 +81,9 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
             continue
         truth = clip.vertices()
         audio = load_audio(clip.wav_path)
-        pred = clip.template + model.predict(audio, clip.template, Conditioning()).vertex_offsets()
+        # a model with emotion control is told each clip's emotion, as an animator would ask for it
+        told = Conditioning(clip.emotion, clip.intensity) if model.emotion_control else Conditioning()
+        pred = clip.template + model.predict(audio, clip.template, told).vertex_offsets()
         n = min(len(pred), len(truth))
         pred, truth = pred[:n], truth[:n]
         lve_frames.append(lve(pred, truth, lips))

@@ -170,3 +170,24 @@ def test_lip_region_loss_weighs_the_lips_on_every_frame():
     model.config.update(weight_lip_region=2.0)
     with_region = model.training_loss(batch)[0]
     assert with_region.item() == pytest.approx(without.item() + 2.0 * parts["lip_region"], rel=1e-5)
+
+
+def test_evaluation_tells_a_model_with_emotion_control_each_clips_emotion(tiny_corpus):  # noqa: F811
+    from core.data import load_clips
+    from core.evaluate import evaluate_dataset
+    from core.flame import load_flame_mesh
+
+    model = _tiny_model()
+    told = []
+    predict = model.predict
+    model.predict = lambda audio, template, conditioning: told.append(conditioning) or predict(audio, template, conditioning)
+    _, triangles = load_flame_mesh(str(shared_path("flame/FLAME_sample.ply")))
+    masks = str(shared_path("flame/FLAME_masks.pkl"))
+    clips = load_clips(str(tiny_corpus), "train")  # the tiny test split is all neutral
+    assert {c.emotion for c in clips} != {"neutral"}
+    evaluate_dataset(model, str(tiny_corpus), "train", masks, triangles)
+    assert [(c.emotion, c.intensity) for c in told] == [(c.emotion, c.intensity) for c in clips]
+    told.clear()
+    model.emotion_control = False  # as a model without it: every clip neutral
+    evaluate_dataset(model, str(tiny_corpus), "train", masks, triangles)
+    assert {c.emotion for c in told} == {"neutral"} and len(told) == len(clips)

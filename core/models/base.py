@@ -82,6 +82,7 @@ class MotionModel(Protocol):
     # weights whose columns are the speaking styles, in `styles` order (fine-tuning on other speakers
     # rearranges them)
     style_parameters: tuple[str, ...]
+    emotion_control: bool  # takes Conditioning.emotion other than neutral
 
     def predict(
         self,

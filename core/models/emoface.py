@@ -159,6 +159,7 @@ def _positions(n_frames: int, dim: int, device: torch.device) -> torch.Tensor:
 
 class EmoFaceModel(nn.Module):
     style_parameters = ()  # one articulation for every speaker: emotion, not style, conditions it
+    emotion_control = True
 
     def __init__(self, config: dict):
         super().__init__()

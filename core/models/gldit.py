@@ -215,6 +215,7 @@ class LatentDenoiser(nn.Module):
 
 class GLDiTalkerModel(nn.Module):
     style_parameters = ("denoiser.style.weight",)
+    emotion_control = False
 
     def __init__(self, config: dict):
         super().__init__()

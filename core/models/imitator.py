@@ -88,6 +88,7 @@ class ImitatorModel(nn.Module):
     """Speech features -> viseme features -> style -> basis coefficients -> FLAME offsets."""
 
     style_parameters = ("style_embedding.weight",)
+    emotion_control = False
 
     def __init__(self, config: dict):
         super().__init__()
