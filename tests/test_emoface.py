@@ -172,6 +172,56 @@ def test_lip_region_loss_weighs_the_lips_on_every_frame():
     assert with_region.item() == pytest.approx(without.item() + 2.0 * parts["lip_region"], rel=1e-5)
 
 
+def test_expression_fusion_adds_the_emotion_onto_the_content_branch_articulation():
+    """With "fusion": "expression", neutral speech (and intensity 0) is exactly the content branch's
+    articulation; an emotion adds Mesh Attention's share of the emotion branch's expression to it."""
+    from core.models import Conditioning
+    from core.models.emoface import FUSIONS
+
+    assert FUSIONS == ("blend", "expression")
+    model = _tiny_model()
+    model.config.update(fusion="expression")
+    model.eval()
+    audio = np.random.default_rng(1).normal(size=16000 * 2).astype(np.float32) * 0.1
+    template = np.zeros((5023, 3), np.float32)
+    neutral = model.predict(audio, template, Conditioning()).vertex_offsets()
+    still = model.predict(audio, template, Conditioning(emotion="sad", intensity=0.0)).vertex_offsets()
+    sad = model.predict(audio, template, Conditioning(emotion="sad", intensity=1.0)).vertex_offsets()
+    features = torch.randn(1, 20, 80, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        content = model.branches(features, torch.zeros(1, 20, 7))["content"]
+        assert torch.equal(model(features, torch.zeros(1, 20, 7)), content)
+        sad_track = torch.zeros(1, 20, 7)
+        sad_track[..., 2] = 1.0
+        parts = model.branches(features, sad_track)
+        neutral_emotion = model.branches(features, torch.zeros(1, 20, 7))["emotion"]
+        assert torch.allclose(parts["expression"], parts["emotion"] - neutral_emotion, atol=1e-7)
+        weights = model.mesh_attention(parts["content"], parts["emotion"], torch.zeros_like(content),
+                                       parts["content_features"], parts["emotion_features"])
+        fused = model.fuse(parts, torch.zeros_like(content))
+        assert torch.allclose(fused, content + weights[..., 1:] * parts["expression"], atol=1e-7)
+        assert torch.allclose(model.fuse(parts, torch.zeros_like(content)), fused)
+    np.testing.assert_array_equal(still, neutral)
+    assert np.abs(sad - neutral).max() > 1e-5
+    # training reaches both branches and Mesh Attention through the fused output
+    batch = {"features": features.repeat(2, 1, 1), "target_mm": torch.randn(2, 20, 5023, 3) * 0.5,
+             "emotion": torch.tensor([[0, 0, 1.0, 0, 0, 0, 0], [0.0] * 7]), "progress": 0.5,
+             "lips": torch.zeros(2, 5023, dtype=torch.bool), "contact": torch.zeros(2, 20)}
+    batch["lips"][:, :50] = True
+    model.zero_grad()
+    model.training_loss(batch)[0].backward()
+    for module in (model.content_basis, model.emotion_basis, model.mesh_attention.out):
+        assert module.weight.grad.abs().sum() > 0
+
+
+def test_unknown_fusion_is_refused_naming_the_choices():
+    from core.errors import ModelError
+    from core.models import build_model
+
+    with pytest.raises(ModelError, match="blend, expression"):
+        build_model({**TINY, "fusion": "average"})
+
+
 def test_evaluation_tells_a_model_with_emotion_control_each_clips_emotion(tiny_corpus):  # noqa: F811
     from core.data import load_clips
     from core.evaluate import evaluate_dataset

@@ -8,7 +8,9 @@ Mesh Attention reduces each branch's frame features to a few channels, concatena
 both branches' offsets (down-sampled to a coarse level of the FLAME mesh), the previous frame's
 output and a learned per-vertex position embedding, and runs SpiralConv3D layers (spiral
 neighbours of the current and previous frame, then one linear layer) to per-vertex fusion
-weights, up-sampled back to full resolution.
+weights, up-sampled back to full resolution. With "fusion": "blend" (EmoFace's) the weights mix the
+two branches' offsets; with "expression" they scale the emotion branch's expression (its offsets
+for the asked emotion less those for neutral) added to the content branch's articulation.
 
 Self-growing training: each step has a teacher-forced pass (the previous frame is ground truth)
 and a pass whose previous frame mixes ground truth with the model's own output, the ground-truth
@@ -64,10 +66,19 @@ DEFAULTS = {
     "branch_lip_losses": False,
     # frames each side a branch frame attends to (0 = the whole window, as the first trained models)
     "branch_band": 0,
+    # how Mesh Attention's per-vertex weights combine the branches. "blend": a weighted mean of the two
+    # offsets, as EmoFace; at the lips it averages two articulations and the mouth opens about half as
+    # wide as the content branch alone (BENCHMARKS.md). "expression": the content branch's articulation
+    # plus the weighted expression of the emotion branch (its offsets for the asked emotion less its
+    # offsets for neutral), so neutral speech is the content branch's and an emotion only adds to it
+    "fusion": "blend",
     "weight_branches": 0.5,
     "weight_emotion_class": 0.1,
     "content_from_neutral": True,
 }
+
+
+FUSIONS = ("blend", "expression")
 
 
 class SpiralConv3D(nn.Module):
@@ -165,6 +176,8 @@ class EmoFaceModel(nn.Module):
         super().__init__()
         self.config = {**DEFAULTS, **config}
         cfg = self.config
+        if cfg["fusion"] not in FUSIONS:
+            raise ModelError(f"Unknown emoface \"fusion\" '{cfg['fusion']}': use one of {', '.join(FUSIONS)}.")
         self.name = cfg.get("name", "emoface")
         self.fps = float(cfg["fps"])
         self.sample_rate = int(cfg["sample_rate"])
@@ -210,17 +223,27 @@ class EmoFaceModel(nn.Module):
         emotion_features = self.emotion_branch(memory + self.emotion_embedding(emotion), mask=band)
         shape = (*features.shape[:2], self.n_vertices, 3)
         pooled = memory.mean(dim=1)
-        return {
+        emotion_offsets = self.emotion_basis(self.emotion_head(emotion_features)).reshape(shape)
+        parts = {
             "content_features": content_features, "emotion_features": emotion_features,
             "content": self.content_basis(self.content_head(content_features)).reshape(shape),
-            "emotion": self.emotion_basis(self.emotion_head(emotion_features)).reshape(shape),
+            "emotion": emotion_offsets,
             "class_logits": self.classifier(pooled)[:, : len(EMOTIONS)],
             "intensity": torch.sigmoid(self.classifier(pooled)[:, len(EMOTIONS)]),
         }
+        if self.config["fusion"] == "expression":
+            if torch.count_nonzero(emotion) == 0:  # neutral throughout: no expression, no second pass
+                parts["expression"] = torch.zeros_like(emotion_offsets)
+            else:
+                neutral = self.emotion_branch(memory, mask=band)
+                parts["expression"] = emotion_offsets - self.emotion_basis(self.emotion_head(neutral)).reshape(shape)
+        return parts
 
     def fuse(self, parts: dict, previous: torch.Tensor) -> torch.Tensor:
         weights = self.mesh_attention(parts["content"], parts["emotion"], previous,
                                       parts["content_features"], parts["emotion_features"])
+        if self.config["fusion"] == "expression":
+            return parts["content"] + weights[..., 1:] * parts["expression"]
         return weights[..., :1] * parts["content"] + weights[..., 1:] * parts["emotion"]
 
     @staticmethod
@@ -231,6 +254,8 @@ class EmoFaceModel(nn.Module):
     def forward(self, features: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """Inference path: (B, T, D), (B, T, 7) -> offsets (B, T, V, 3), refined twice."""
         parts = self.branches(features, emotion)
+        if "expression" in parts and torch.count_nonzero(parts["expression"]) == 0:
+            return parts["content"]  # what fusing would give, without Mesh Attention's cost
         first = self.fuse(parts, torch.zeros_like(parts["content"]))
         return self.fuse(parts, self.shifted(first))
 
