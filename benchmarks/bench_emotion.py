@@ -6,7 +6,7 @@ Prints: LVE, EVE (LVE formula on eye + forehead vertices, METHODS.md) and FDD on
 (the emotion model told each clip's emotion and intensity, the default model neutral); emotion
 recognisability (a classifier trained on ground-truth motion of the training speakers labels
 motion generated at intensity 1 for each emotion); upper-face displacement against intensity;
-inference time for 60 s of speech and Mesh Attention's share of it.
+inference time for 60 s of speech (neutral and happy) and Mesh Attention's share of it.
 """
 
 from __future__ import annotations
@@ -147,7 +147,9 @@ def main() -> int:
 
     model.mesh_attention.register_forward_pre_hook(before)
     model.mesh_attention.register_forward_hook(after)
-    for name, net, conditioning in (("emotion model", model, Conditioning("happy", 0.8)),
+    # neutral as well: with "fusion": "expression" neutral speech is the content branch's, without Mesh Attention
+    for name, net, conditioning in (("emotion model, neutral", model, Conditioning()),
+                                    ("emotion model, happy 0.8", model, Conditioning("happy", 0.8)),
                                     ("default model", baseline, Conditioning())):
         net.predict(audio[:16000 * 5], template, conditioning)  # warm up
         spent["attention"] = 0.0
