@@ -177,7 +177,7 @@ class ClipStore:
     def motion_rate_features(self, index: int, variant: int) -> torch.Tensor:
         """Cached encoder features of a clip (variant 0 clean, 1.. augmented) at the motion rate."""
         if (index, variant) not in self._feature_cache:
-            n_frames = len(self.get(index)[1])
+            n_frames = len(self.get(index)[2])  # contact weights: one per frame, and no float32 copy
             feats = torch.from_numpy(self.features.features(self.clips[index], variant).astype(np.float32))
             self._feature_cache[(index, variant)] = resample_features(feats, n_frames).to(torch.float16)
         return self._feature_cache[(index, variant)]

@@ -254,8 +254,8 @@ class EmoFaceModel(nn.Module):
     def forward(self, features: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """Inference path: (B, T, D), (B, T, 7) -> offsets (B, T, V, 3), refined twice."""
         parts = self.branches(features, emotion)
-        if "expression" in parts and torch.count_nonzero(parts["expression"]) == 0:
-            return parts["content"]  # what fusing would give, without Mesh Attention's cost
+        if self.config["fusion"] == "expression" and torch.count_nonzero(emotion) == 0:
+            return parts["content"]  # no expression to add: what fusing would give, without Mesh Attention's cost
         first = self.fuse(parts, torch.zeros_like(parts["content"]))
         return self.fuse(parts, self.shifted(first))
 
