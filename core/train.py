@@ -45,6 +45,9 @@ class TrainConfig:
     # a trained model (name or folder) whose weights the run starts from, to fine-tune it (on new data,
     # or with other loss weights); its speaking styles are matched by name, new ones start at their mean
     init: str = ""
+    # names of weights kept as they are (a parameter is frozen when its name starts with one of them,
+    # e.g. "content_branch"): a fine-tune can then teach some parts without unlearning the others
+    freeze: list = field(default_factory=list)
     steps: int = 3000
     batch: int = 8
     crop_frames: int = 120
@@ -246,6 +249,27 @@ def starting_weights(config: TrainConfig, style_parameters: tuple[str, ...], sub
     return state
 
 
+def trainable_parameters(model: torch.nn.Module, freeze: list[str], log=print) -> list[torch.nn.Parameter]:
+    """The parameters a run trains: all but those whose names start with a `freeze` entry, which
+    stop taking gradients. An entry that names no weight is refused, listing the model's parts."""
+    names = [name for name, _ in model.named_parameters()]
+    unknown = [prefix for prefix in freeze if not any(name.startswith(prefix) for name in names)]
+    if unknown:
+        parts = sorted({name.split(".")[0] for name in names})
+        raise ConfigError(f"\"freeze\" names no weight of this model: {', '.join(unknown)}; its parts are "
+                          f"{', '.join(parts)}")
+    trainable = []
+    for name, parameter in model.named_parameters():
+        frozen = any(name.startswith(prefix) for prefix in freeze)
+        parameter.requires_grad_(not frozen)
+        if not frozen:
+            trainable.append(parameter)
+    if freeze:
+        kept = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in trainable)
+        log(f"frozen: {kept} of {sum(p.numel() for p in model.parameters())} weights ({', '.join(freeze)})")
+    return trainable
+
+
 def load_fitting_weights(model: torch.nn.Module, state: dict, source: str, advice: str) -> None:
     """Load `state` into `model`, or say which weights of `source` do not fit and what to do."""
     try:
@@ -285,11 +309,12 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         load_fitting_weights(model, starting_weights(config, model.style_parameters, subjects, log),
                              f"init model {config.init}", "fine-tuning keeps the network's sizes, so change only "
                              "loss weights and training settings")
+    trainable = trainable_parameters(model, config.freeze, log)
     os.makedirs(out, exist_ok=True)
     if config.transcripts:
         attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
     model = model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=1e-4)
     # warm-up then cosine decay over config.steps, read at every step so a resumed run can be extended
     warmup = max(1, config.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
@@ -298,7 +323,11 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     if state is not None:
         load_fitting_weights(model, state["model"], f"the checkpoint in {out}",
                              "resume with the config (and --init) the run started with")
-        optimiser.load_state_dict(state["optimiser"])
+        try:
+            optimiser.load_state_dict(state["optimiser"])
+        except ValueError:
+            raise ConfigError(f"the checkpoint in {out} trained other weights than this config's \"freeze\" "
+                              "leaves free: resume with the \"freeze\" the run started with") from None
         schedule.load_state_dict(state["schedule"])
         rng = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())

@@ -305,3 +305,33 @@ def test_clip_store_holds_motion_in_half_the_memory_within_ten_microns(tiny_corp
     exact = (clip.vertices() - clip.template[None])[: len(offsets)]
     assert offsets.dtype == np.float32 and np.abs(offsets - exact).max() < 1e-5
     assert store._cache[0][1].nbytes == exact.astype(np.float32).nbytes // 2
+
+
+def test_freeze_keeps_the_named_weights_and_refuses_names_the_model_lacks(tiny_corpus, tmp_path):  # noqa: F811
+    from core.errors import ConfigError
+    from core.models import build_model, load_model, save_model
+    from core.train import TrainConfig, train
+
+    tiny = {"d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16}
+    subjects = json.loads((tiny_corpus / "splits.json").read_text())["train"]
+    torch.manual_seed(0)
+    start = build_model({"architecture": "imitator", **tiny, "styles": subjects})
+    save_model(start, str(tmp_path / "start"))
+    config = TrainConfig(steps=3, batch=2, crop_frames=30, lr=1e-2, validate_every=3, init=str(tmp_path / "start"),
+                         freeze=["style_embedding", "deformation_basis"])
+    lines = []
+    tuned = load_model(train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)).state_dict()
+    assert any(line.startswith("frozen: ") for line in lines)
+    before = start.state_dict()
+    for name in ("style_embedding.weight", "deformation_basis.weight", "deformation_basis.bias"):
+        assert torch.equal(tuned[name], before[name]), name
+    for name in ("audio_projection.weight", "motion_mlp.0.weight"):
+        assert not torch.equal(tuned[name], before[name]), name
+    # resuming with another "freeze" is refused rather than training the wrong weights
+    config.steps, config.freeze = 4, ["style_embedding"]
+    with pytest.raises(ConfigError, match="resume with the \"freeze\" the run started with"):
+        train(str(tiny_corpus), str(tmp_path / "run"), config)
+    config.freeze = ["content_branch"]
+    with pytest.raises(ConfigError, match="\"freeze\" names no weight of this model: content_branch; its parts are .*style_embedding"):
+        train(str(tiny_corpus), str(tmp_path / "typo"), config)
+    assert not (tmp_path / "typo").exists()
