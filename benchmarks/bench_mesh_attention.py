@@ -38,9 +38,15 @@ def measure(level: int, batch: int) -> dict:
         torch.nn.init.normal_(basis.weight, std=1e-3)
     attention = model.mesh_attention
     spent = {"attention": 0.0}
-    attention.register_forward_pre_hook(lambda module, inputs: spent.__setitem__("start", time.perf_counter()))
-    attention.register_forward_hook(lambda module, inputs, output: spent.__setitem__(
-        "attention", spent["attention"] + time.perf_counter() - spent["start"]))
+
+    def before(module, inputs):
+        spent["start"] = time.perf_counter()
+
+    def after(module, inputs, output):
+        spent["attention"] += time.perf_counter() - spent["start"]
+
+    attention.register_forward_pre_hook(before)
+    attention.register_forward_hook(after)
     features = torch.randn(1, WINDOW_FRAMES, model.encoder.feature_dim)
     emotion = torch.zeros(1, WINDOW_FRAMES, len(EMOTIONS))
     emotion[..., EMOTIONS.index("happy")] = 0.8  # an emotion, so the expression fusion runs Mesh Attention too

@@ -252,21 +252,18 @@ def starting_weights(config: TrainConfig, style_parameters: tuple[str, ...], sub
 def trainable_parameters(model: torch.nn.Module, freeze: list[str], log=print) -> list[torch.nn.Parameter]:
     """The parameters a run trains: all but those whose names start with a `freeze` entry, which
     stop taking gradients. An entry that names no weight is refused, listing the model's parts."""
-    names = [name for name, _ in model.named_parameters()]
-    unknown = [prefix for prefix in freeze if not any(name.startswith(prefix) for name in names)]
+    named = list(model.named_parameters())
+    unknown = [prefix for prefix in freeze if not any(name.startswith(prefix) for name, _ in named)]
     if unknown:
-        parts = sorted({name.split(".")[0] for name in names})
+        parts = sorted({name.split(".")[0] for name, _ in named})
         raise ConfigError(f"\"freeze\" names no weight of this model: {', '.join(unknown)}; its parts are "
                           f"{', '.join(parts)}")
-    trainable = []
-    for name, parameter in model.named_parameters():
-        frozen = any(name.startswith(prefix) for prefix in freeze)
-        parameter.requires_grad_(not frozen)
-        if not frozen:
-            trainable.append(parameter)
+    for name, parameter in named:
+        parameter.requires_grad_(not name.startswith(tuple(freeze)))  # startswith(()) is False: nothing frozen
+    trainable = [parameter for _, parameter in named if parameter.requires_grad]
     if freeze:
-        kept = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in trainable)
-        log(f"frozen: {kept} of {sum(p.numel() for p in model.parameters())} weights ({', '.join(freeze)})")
+        total = sum(parameter.numel() for _, parameter in named)
+        log(f"frozen: {total - sum(p.numel() for p in trainable)} of {total} weights ({', '.join(freeze)})")
     return trainable
 
 

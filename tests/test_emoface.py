@@ -200,7 +200,6 @@ def test_expression_fusion_adds_the_emotion_onto_the_content_branch_articulation
                                        parts["content_features"], parts["emotion_features"])
         fused = model.fuse(parts, torch.zeros_like(content))
         assert torch.allclose(fused, content + weights[..., 1:] * parts["expression"], atol=1e-7)
-        assert torch.allclose(model.fuse(parts, torch.zeros_like(content)), fused)
     np.testing.assert_array_equal(still, neutral)
     assert np.abs(sad - neutral).max() > 1e-5
     # training reaches both branches and Mesh Attention through the fused output
