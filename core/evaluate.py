@@ -7,7 +7,10 @@ LVE: per frame, the largest squared error over the `lips` vertices, averaged ove
 printed x1e-5). MVE: mean Euclidean error over all vertices (mm). FDD: per upper-face vertex
 (forehead + eye_region), std over time of ||v_t - template||^2, ground truth minus prediction,
 averaged (x1e-7). Closure rate: share of /p b m/ whose predicted inner-lip gap falls under 1 mm
-within 60 ms of the consonant. Open-vowel gap: mean of the largest gap during each open vowel.
+within 60 ms of the consonant. Tongue-stop closure rate: the same at /t d k g n ng/ away from any
+bilabial, where lips should stay apart: a model that closes the lips at every stop scores a high
+closure rate and a high tongue-stop rate, so the pair says whether closure is specific to /p b m/.
+Open-vowel gap: mean of the largest gap during each open vowel.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import sys
 
 import numpy as np
 
-from .corpus.articulation import OPEN_VOWELS, FaceRig
+from .corpus.articulation import BILABIALS, OPEN_VOWELS, FaceRig
 
-BILABIALS = ("P", "B", "M")
 CLOSED_MM = 1.0
 WINDOW_S = 0.06
 
@@ -61,6 +63,28 @@ def lip_events(gap_mm: np.ndarray, phones, fps: float = 30.0) -> tuple[list[floa
     return bilabial_gaps, openings
 
 
+# stops and nasals made with the tongue, not the lips: a mouth that closes at these is mumbling, so
+# closing at them tells how much of a closure rate is specific to /p b m/
+TONGUE_STOPS = ("T", "D", "K", "G", "N", "NG")
+
+
+def tongue_stop_gaps(gap_mm: np.ndarray, phones, fps: float = 30.0) -> list[float]:
+    """The smallest gap within 60 ms of each /t d k g n ng/ whose window does not touch a bilabial's
+    (so the lips have no bilabial reason to close there), in mm."""
+    times = np.arange(len(gap_mm)) / fps
+    labels = [("".join(c for c in str(phone).upper() if c.isalpha()), start, end) for phone, start, end in phones]
+    bilabials = [(start, end) for label, start, end in labels if label in BILABIALS]
+    gaps = []
+    for label, start, end in labels:
+        if label not in TONGUE_STOPS or any(b_start - 2 * WINDOW_S < end and b_end + 2 * WINDOW_S > start
+                                            for b_start, b_end in bilabials):
+            continue
+        near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
+        if near.any():
+            gaps.append(float(gap_mm[near].min()))
+    return gaps
+
+
 def closure_rate(bilabial_gaps: list[float]) -> float | None:
     return float(np.mean(np.array(bilabial_gaps) < CLOSED_MM)) if bilabial_gaps else None
 
@@ -74,7 +98,8 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
     masks = load_masks(masks_path)
     lips = masks["lips"]
     upper = np.union1d(masks["forehead"], masks["eye_region"])
-    lve_frames, mve, fdds, bilabial_gaps, openings, truth_gaps = [], [], [], [], [], []
+    lve_frames, mve, fdds, bilabial_gaps, openings = [], [], [], [], []
+    truth_gaps, tongue_gaps, truth_tongue_gaps = [], [], []
     rigs: dict[str, FaceRig] = {}
     for clip in load_clips(data, split):
         if emotion is not None and clip.emotion != emotion:
@@ -91,10 +116,14 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         fdds.append(fdd(pred, truth, clip.template, upper))
         if clip.phones:
             rig = rigs.setdefault(clip.subject, FaceRig(clip.template, triangles))
-            gaps, opened = lip_events(rig.lip_gap(pred) * 1000, clip.phones)
+            gap = rig.lip_gap(pred) * 1000
+            gaps, opened = lip_events(gap, clip.phones)
             bilabial_gaps += gaps
             openings += opened
-            truth_gaps += lip_events(rig.lip_gap(truth) * 1000, clip.phones)[0]
+            tongue_gaps += tongue_stop_gaps(gap, clip.phones)
+            truth_gap = rig.lip_gap(truth) * 1000
+            truth_gaps += lip_events(truth_gap, clip.phones)[0]
+            truth_tongue_gaps += tongue_stop_gaps(truth_gap, clip.phones)
     return {
         "clips": len(mve),
         "LVE_x1e-5": float(np.mean(np.concatenate(lve_frames)) * 1e5),
@@ -102,6 +131,8 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         "FDD_x1e-7": float(np.mean(fdds) * 1e7),
         "closure_rate": closure_rate(bilabial_gaps),
         "closure_rate_ground_truth": closure_rate(truth_gaps),
+        "closure_rate_tongue_stops": closure_rate(tongue_gaps),
+        "closure_rate_tongue_stops_ground_truth": closure_rate(truth_tongue_gaps),
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
     }
 
@@ -142,7 +173,7 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
     from .models import Conditioning
 
     rig = FaceRig(template, triangles)
-    openings, bilabial_gaps, per_clip, skipped = [], [], {}, []
+    openings, bilabial_gaps, tongue_gaps, per_clip, skipped = [], [], [], {}, []
     for folder in [folders] if isinstance(folders, str) else folders:
         for wav in sorted(glob.glob(os.path.join(folder, "*.wav"))):
             audio = load_audio(wav)  # read once: the aligner and the model both need it
@@ -155,6 +186,7 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
             gaps, opened = lip_events(gap, phones)
             bilabial_gaps += gaps
             openings += opened
+            tongue_gaps += tongue_stop_gaps(gap, phones)
             per_clip[name] = {"bilabials": len(gaps), "closure_rate": closure_rate(gaps),
                               "open_vowel_gap_mm": float(np.mean(opened)) if opened else None}
     return {
@@ -162,6 +194,8 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
         "bilabials": len(bilabial_gaps),
         "closure_rate": closure_rate(bilabial_gaps),
         "bilabial_min_gap_mm": float(np.mean(bilabial_gaps)) if bilabial_gaps else None,
+        "tongue_stops": len(tongue_gaps),
+        "closure_rate_tongue_stops": closure_rate(tongue_gaps),
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
         "skipped (no alignment or transcript)": ", ".join(skipped) or "none",
         "per_clip": per_clip,
