@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from .audio import load_audio
+from .corpus.articulation import BILABIALS
 from .data import Clip, load_clips
 from .encoders import resample_features
 from .errors import ConfigError
 from .features import FeatureCache
 from .models import build_model, read_model_config, save_model
-
-BILABIALS = ("P", "B", "M")
+from .phones import IGNORED, frame_phone_labels
 
 
 # loss weights every architecture reads from its model config; older training configs had them at
@@ -156,6 +156,14 @@ class ClipStore:
 
         Offsets are kept as float16: every clip's motion stays in memory (a 32-speaker corpus with
         augmented copies held 12 GB as float32) and half precision is within 10 microns of it."""
+        audio, offsets, contact = self._entry(index)
+        return audio, offsets.astype(np.float32), contact
+
+    def n_frames(self, index: int) -> int:
+        return len(self._entry(index)[2])
+
+    def _entry(self, index: int) -> tuple:
+        """The clip's (audio, float16 offsets, contact weights), read on first use."""
         if index not in self._cache:
             clip = self.clips[index]
             audio = load_audio(clip.wav_path)
@@ -174,16 +182,21 @@ class ClipStore:
                             closure = window[np.argmin(gap[window])]
                             contact = np.maximum(contact, np.exp(-0.5 * ((frames - closure) / 2.0) ** 2))
             self._cache[index] = (audio, offsets[:n].astype(np.float16), contact[:n])
-        audio, offsets, contact = self._cache[index]
-        return audio, offsets.astype(np.float32), contact
+        return self._cache[index]
 
     def motion_rate_features(self, index: int, variant: int) -> torch.Tensor:
         """Cached encoder features of a clip (variant 0 clean, 1.. augmented) at the motion rate."""
         if (index, variant) not in self._feature_cache:
-            n_frames = len(self.get(index)[2])  # contact weights: one per frame, and no float32 copy
             feats = torch.from_numpy(self.features.features(self.clips[index], variant).astype(np.float32))
-            self._feature_cache[(index, variant)] = resample_features(feats, n_frames).to(torch.float16)
+            self._feature_cache[(index, variant)] = resample_features(feats, self.n_frames(index)).to(torch.float16)
         return self._feature_cache[(index, variant)]
+
+    def phone_labels(self, index: int) -> np.ndarray:
+        """(T,) phone class at each frame (core.phones), for a phonetic auxiliary loss; all IGNORED
+        for a clip without phone times."""
+        phones = self.clips[index].phones
+        n_frames = self.n_frames(index)
+        return frame_phone_labels(phones, n_frames, 30.0) if phones else np.full(n_frames, IGNORED)
 
 
 _TRIANGLES: list = []
@@ -267,10 +280,16 @@ def trainable_parameters(model: torch.nn.Module, freeze: list[str], log=print) -
     return trainable
 
 
-def load_fitting_weights(model: torch.nn.Module, state: dict, source: str, advice: str) -> None:
-    """Load `state` into `model`, or say which weights of `source` do not fit and what to do."""
+def load_fitting_weights(model: torch.nn.Module, state: dict, source: str, advice: str,
+                         optional: tuple[str, ...] = ()) -> None:
+    """Load `state` into `model`, or say which weights of `source` do not fit and what to do. Weights
+    whose names start with an `optional` prefix (a training-only head, such as the phonetic auxiliary
+    loss's) may be on one side only: a head the model adds keeps its fresh start, one it drops is left."""
+    own = model.state_dict()
+    fitted = {name: value for name, value in state.items() if name in own or not name.startswith(optional)}
+    fitted.update({name: value for name, value in own.items() if name.startswith(optional) and name not in state})
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(fitted, strict=True)
     except RuntimeError as exc:
         detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
         raise ConfigError(f"{source} does not fit the network the training config asks for ({detail}): {advice}"
@@ -305,7 +324,8 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     if config.init and state is None:
         load_fitting_weights(model, starting_weights(config, model.style_parameters, subjects, log),
                              f"init model {config.init}", "fine-tuning keeps the network's sizes, so change only "
-                             "loss weights and training settings")
+                             "loss weights and training settings",
+                             optional=getattr(model, "optional_parameters", ()))
     trainable = trainable_parameters(model, config.freeze, log)
     os.makedirs(out, exist_ok=True)
     if config.transcripts:
@@ -350,7 +370,7 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         picks = rng.integers(len(train_clips), size=config.batch)
         items = [store.get(int(i)) for i in picks]
         length = min(config.crop_frames, min(len(o) for _, o, _ in items))
-        feats, targets, contacts, styles, lips, emotions = [], [], [], [], [], []
+        feats, targets, contacts, styles, lips, emotions, phones = [], [], [], [], [], [], []
         for i, (audio, offsets, contact) in zip(picks, items):
             start = int(rng.integers(0, len(offsets) - length + 1))
             augmented = rng.random() < config.augment
@@ -368,12 +388,14 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
             clip = train_clips[int(i)]
             targets.append(torch.from_numpy(offsets[start:start + length]))
             contacts.append(torch.from_numpy(contact[start:start + length]))
+            phones.append(torch.from_numpy(store.phone_labels(int(i))[start:start + length]))
             styles.append(onehots[clip.subject])
             lips.append(masks[clip.subject])
             emotions.append(emotion_vector(clip.emotion, clip.intensity))
         batch = {
             "features": torch.stack(feats), "target_mm": torch.stack(targets) * 1000.0, "contact": torch.stack(contacts),
             "style": torch.stack(styles), "lips": torch.stack(lips), "emotion": torch.stack(emotions),
+            "phones": torch.stack(phones),
         }
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         batch["progress"] = step / config.steps

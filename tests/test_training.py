@@ -63,7 +63,7 @@ def test_tiny_training_run_learns_resumes_and_evaluates(tiny_corpus, tmp_path): 
     triangles = read_mesh(str(shared_path("flame/FLAME_sample.ply")))[1]
     scores = evaluate_dataset(model, str(tiny_corpus), "test", str(shared_path("flame/FLAME_masks.pkl")), triangles)
     assert scores["clips"] == 4 and np.isfinite(scores["LVE_x1e-5"]) and scores["MVE_mm"] > 0
-    assert scores["closure_rate_ground_truth"] == 1.0
+    assert scores["closure_rate_ground_truth"] == 1.0 and scores["closure_rate_tongue_stops_ground_truth"] == 0.0
     real = evaluate_audio_only(model, str(shared_path("audio/librivox")), read_mesh(str(shared_path("flame/FLAME_sample.ply")))[0], triangles)
     assert real["clips"] == 5 and real["bilabials"] > 20 and 0.0 <= real["closure_rate"] <= 1.0
 
@@ -335,3 +335,69 @@ def test_freeze_keeps_the_named_weights_and_refuses_names_the_model_lacks(tiny_c
     with pytest.raises(ConfigError, match="\"freeze\" names no weight of this model: content_branch; its parts are .*style_embedding"):
         train(str(tiny_corpus), str(tmp_path / "typo"), config)
     assert not (tmp_path / "typo").exists()
+
+
+def test_frame_phone_labels_follow_phone_times_and_read_labels_leniently():
+    from core.phones import IGNORED, PHONE_CLASSES, frame_phone_labels
+
+    phones = [("SIL", 0.0, 0.1), ("B", 0.1, 0.2), ("AH1", 0.2, 0.3), ("+SPN+", 0.3, 0.4)]
+    labels = frame_phone_labels(phones, 14, 30.0)
+    b, ah = PHONE_CLASSES.index("B"), PHONE_CLASSES.index("AH")
+    assert labels[:3].tolist() == [0, 0, 0] and labels[3:6].tolist() == [b, b, b]
+    assert labels[6:9].tolist() == [ah] * 3 and labels[9:12].tolist() == [IGNORED] * 3
+    assert labels[12:].tolist() == [0, 0]  # after the last phone: silence
+
+
+def test_phonetic_auxiliary_loss_trains_a_head_that_a_fine_tune_may_add_or_drop(tiny_corpus, tmp_path):  # noqa: F811
+    from core.data import load_clips
+    from core.models import build_model, load_model, save_model
+    from core.train import ClipStore, TrainConfig, train
+
+    tiny = {"d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16}
+    subjects = json.loads((tiny_corpus / "splits.json").read_text())["train"]
+    torch.manual_seed(0)
+    start = build_model({"architecture": "imitator", **tiny, "styles": subjects})
+    assert not hasattr(start, "phone_head")  # off by default: shipped models carry no head
+    save_model(start, str(tmp_path / "start"))
+    clip = load_clips(str(tiny_corpus), "train")[0]
+    store = ClipStore([clip])
+    labels = torch.from_numpy(store.phone_labels(0))
+    features = start.encoder.encode(store.get(0)[0], torch.device("cpu"))
+    from core.encoders import resample_features
+
+    features = resample_features(features, len(labels)).unsqueeze(0)
+
+    def phone_error(model) -> float:
+        with torch.no_grad():
+            logits = model.phone_head(model.viseme_features(features))[0]
+        return float(torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100))
+
+    # only the new head learns, so what it gains comes from the phone labels alone
+    parts = ["audio_projection", "viseme_decoder", "feedback", "style_embedding", "motion_mlp",
+             "deformation_basis"]
+    config = TrainConfig(steps=30, batch=2, crop_frames=30, lr=3e-2, validate_every=30, init=str(tmp_path / "start"),
+                         model={"weight_phone": 1.0}, freeze=parts)
+    lines = []
+    tuned = load_model(train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append))
+    assert any(" phone " in line for line in lines if line.startswith("step 30/30"))
+    untrained = build_model({**tuned.config})
+    untrained.load_state_dict({**tuned.state_dict(), **{k: v for k, v in untrained.state_dict().items()
+                                                        if k.startswith("phone_head")}})
+    assert phone_error(tuned) < 0.8 * phone_error(untrained)
+    # fine-tuning the phone-trained model without the loss drops its head instead of refusing it
+    config = TrainConfig(steps=1, batch=2, crop_frames=30, lr=0.0, validate_every=1, init=str(tmp_path / "run" / "model"),
+                         model={"weight_phone": 0.0})
+    assert not hasattr(load_model(train(str(tiny_corpus), str(tmp_path / "plain"), config)), "phone_head")
+
+
+def test_tongue_stop_closures_count_only_stops_away_from_bilabials():
+    from core.evaluate import closure_rate, tongue_stop_gaps
+
+    gap = np.full(60, 6.0)
+    gap[10] = 0.2  # lips shut during the /t/ of frames 9-12: mumbling
+    gap[30] = 0.3  # shut at the /m/ of frames 30-32, and so also within reach of the /d/ just before it
+    gap[48] = 2.0  # /k/ with the lips apart
+    phones = [("T", 0.30, 0.40), ("D", 0.90, 0.98), ("M", 1.00, 1.08), ("K1", 1.55, 1.65)]
+    gaps = tongue_stop_gaps(gap, phones)
+    assert gaps == [0.2, 2.0]  # the /d/ beside the /m/ is left out
+    assert closure_rate(gaps) == 0.5

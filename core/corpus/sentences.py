@@ -12,9 +12,7 @@ import os
 import random
 from collections import Counter
 
-PHONEMES = (
-    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH"
-).split()
+from ..phones import ARPABET as PHONEMES
 
 WORDS = {
     "name": "Bob Maria Victor Ruth Joan Owen Fiona Paul Boyd Martha Vivian Hugo Judith Shaun Moira Beth".split(),

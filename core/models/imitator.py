@@ -17,6 +17,7 @@ from torch import nn
 
 from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
 from ..errors import Cancelled, ModelError
+from ..phones import IGNORED, PHONE_CLASSES
 from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
 
 
@@ -61,6 +62,10 @@ DEFAULTS = {
     # training loss weights (Imitator's): velocity, and lip contact at bilabial closures
     "weight_velocity": 10.0,
     "weight_lip_contact": 5.0,
+    # phonetic auxiliary loss: a linear head recognises the phone spoken at each frame from the
+    # style-agnostic viseme features (cross-entropy, this weight); 0 = off and no head. It asks the
+    # features to carry what was said rather than how a training voice sounds
+    "weight_phone": 0.0,
     # long audio is decoded in windows (frames at the motion rate) that overlap and cross-fade
     "window_frames": 600,
     "overlap_frames": 60,
@@ -89,6 +94,8 @@ class ImitatorModel(nn.Module):
 
     style_parameters = ("style_embedding.weight",)
     emotion_control = False
+    # weights a fine-tune may add to a model that lacks them (they start fresh)
+    optional_parameters = ("phone_head.",)
 
     def __init__(self, config: dict):
         super().__init__()
@@ -116,6 +123,8 @@ class ImitatorModel(nn.Module):
         # zero-initialised as in the paper: training starts from the template
         nn.init.zeros_(self.deformation_basis.weight)
         nn.init.zeros_(self.deformation_basis.bias)
+        if float(cfg["weight_phone"]) > 0:
+            self.phone_head = nn.Linear(d, len(PHONE_CLASSES))
 
     # ---- pieces -------------------------------------------------------------------------------
     def style_vector(self, style: str | None, device: torch.device) -> torch.Tensor:
@@ -186,15 +195,25 @@ class ImitatorModel(nn.Module):
         return self.offsets_from_coefficients(self.coefficients(visemes, style))
 
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        """Imitator's losses: vertex MSE, velocity and lip contact at bilabial closures (mm)."""
+        """Imitator's losses: vertex MSE, velocity and lip contact at bilabial closures (mm), plus the
+        phonetic auxiliary loss when the config weights it."""
         cfg = self.config
-        pred = self(batch["features"], batch["style"]) * 1000.0
+        visemes = self.viseme_features(batch["features"])
+        style = self.style_embedding(batch["style"]).unsqueeze(1)
+        pred = self.offsets_from_coefficients(self.coefficients(visemes, style)) * 1000.0
         target, lips, contact = batch["target_mm"], batch["lips"], batch["contact"]
         loss_rec = torch.mean((pred - target) ** 2)
         loss_vel = torch.mean(((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2)
         loss_lip = lip_contact_loss(pred, target, lips, contact)
         loss = loss_rec + float(cfg["weight_velocity"]) * loss_vel + float(cfg["weight_lip_contact"]) * loss_lip
-        return loss, {"rec": loss_rec.item(), "vel": loss_vel.item(), "lip": loss_lip.item()}
+        parts = {"rec": loss_rec.item(), "vel": loss_vel.item(), "lip": loss_lip.item()}
+        phones = batch.get("phones")
+        if hasattr(self, "phone_head") and phones is not None and (phones != IGNORED).any():
+            logits = self.phone_head(visemes)
+            loss_phone = nn.functional.cross_entropy(logits.flatten(0, 1), phones.flatten(), ignore_index=IGNORED)
+            loss = loss + float(cfg["weight_phone"]) * loss_phone
+            parts["phone"] = loss_phone.item()
+        return loss, parts
 
     # ---- product path ------------------------------------------------------------------------
     @torch.no_grad()
