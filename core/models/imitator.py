@@ -94,7 +94,7 @@ class ImitatorModel(nn.Module):
 
     style_parameters = ("style_embedding.weight",)
     emotion_control = False
-    # weights a fine-tune may add to a model that lacks them (they start fresh)
+    # training-only weights: a fine-tune may add them (they start fresh) or drop them
     optional_parameters = ("phone_head.",)
 
     def __init__(self, config: dict):
