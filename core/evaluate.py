@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 from .corpus.articulation import BILABIALS, OPEN_VOWELS, FaceRig
+from .phones import phone_name
 
 CLOSED_MM = 1.0
 WINDOW_S = 0.06
@@ -51,7 +52,7 @@ def lip_events(gap_mm: np.ndarray, phones, fps: float = 30.0) -> tuple[list[floa
     times = np.arange(len(gap_mm)) / fps
     bilabial_gaps, openings = [], []
     for phone, start, end in phones:
-        label = "".join(c for c in str(phone).upper() if c.isalpha())
+        label = phone_name(phone)
         if label in BILABIALS:
             near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
             if near.any():
@@ -72,7 +73,7 @@ def tongue_stop_gaps(gap_mm: np.ndarray, phones, fps: float = 30.0) -> list[floa
     """The smallest gap within 60 ms of each /t d k g n ng/ whose window does not touch a bilabial's
     (so the lips have no bilabial reason to close there), in mm."""
     times = np.arange(len(gap_mm)) / fps
-    labels = [("".join(c for c in str(phone).upper() if c.isalpha()), start, end) for phone, start, end in phones]
+    labels = [(phone_name(phone), start, end) for phone, start, end in phones]
     bilabials = [(start, end) for label, start, end in labels if label in BILABIALS]
     gaps = []
     for label, start, end in labels:

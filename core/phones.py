@@ -14,10 +14,15 @@ SILENCES = ("SIL", "SP", "PAU", "H#", "")
 IGNORED = -100  # torch's cross-entropy skips frames with this label
 
 
+def phone_name(label) -> str:
+    """A phone label as the inventory spells it: upper case, without stress digits or markers."""
+    return "".join(c for c in str(label).upper() if c.isalpha())
+
+
 def phone_class(label: str) -> int:
     """Index in PHONE_CLASSES of a phone label (stress digits and noise markers such as +SPN+ are
     read leniently); IGNORED for a label outside the inventory."""
-    name = "".join(c for c in str(label).upper() if c.isalpha())
+    name = phone_name(label)
     if name in SILENCES:
         return 0
     return PHONE_CLASSES.index(name) if name in PHONE_CLASSES else IGNORED
