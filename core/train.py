@@ -141,6 +141,7 @@ class ClipStore:
         self.features = features
         self._cache: dict[int, tuple] = {}
         self._feature_cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._phone_labels: dict[int, np.ndarray] = {}
         self._rigs: dict = {}
 
     def rig(self, clip: Clip):
@@ -194,9 +195,11 @@ class ClipStore:
     def phone_labels(self, index: int) -> np.ndarray:
         """(T,) phone class at each frame (core.phones), for a phonetic auxiliary loss; all IGNORED
         for a clip without phone times."""
-        phones = self.clips[index].phones
-        n_frames = self.n_frames(index)
-        return frame_phone_labels(phones, n_frames, 30.0) if phones else np.full(n_frames, IGNORED)
+        if index not in self._phone_labels:  # asked for every clip of every step: worked out once
+            phones, n_frames = self.clips[index].phones, self.n_frames(index)
+            self._phone_labels[index] = (frame_phone_labels(phones, n_frames, 30.0) if phones
+                                         else np.full(n_frames, IGNORED))
+        return self._phone_labels[index]
 
 
 _TRIANGLES: list = []
