@@ -109,7 +109,7 @@ def long_recording(args, template, triangles) -> None:
     print(f"{args.long_seconds / 60:g}-minute recording: {elapsed:.1f} s, {motion.n_frames} frames, "
           f"process peak RSS {peak:.0f} MB (was {before:.0f} MB before it)")
     print(f"  frame-to-frame motion (largest vertex, mm): median {np.median(step):.3f}, 99th percentile "
-          f"{np.percentile(step, 99):.3f}; at the {len(joins)} window joins: median {np.median(step[joins]):.3f}, "
+          f"{np.percentile(step, 99):.3f}, max {step.max():.3f}; at the {len(joins)} window joins: median {np.median(step[joins]):.3f}, "
           f"max {step[joins].max():.3f}")
     del torch
 
