@@ -47,7 +47,10 @@ class AdaptOptions:
     stage1_steps: int = 150
     stage2_steps: int = 200
     lr_style: float = 3e-2
-    lr_lora: float = 3e-3
+    # small: at 3e-3 a few LoRA steps that helped the held-back second made the actor's other
+    # sentences 7-11% worse with the default model (BENCHMARKS.md, style adaptation)
+    lr_lora: float = 3e-4
+    lr_full: float = 9e-4  # the full-basis baseline's rate
     weight_velocity: float = 10.0
     held_back: float = 0.2  # tail share of the clip used for early stopping
     patience: int = 25
@@ -217,7 +220,7 @@ def adapt_style(model, reference: ReferenceClip, name: str, options: AdaptOption
         tensors = params
     elif options.stage2 == "full":
         full = model.deformation_basis.weight.detach().clone().requires_grad_(True)
-        params, final, steps2 = _optimise(adapter, params, ["style"], options.stage2_steps, options.lr_lora * 0.3,
+        params, final, steps2 = _optimise(adapter, params, ["style"], options.stage2_steps, options.lr_full,
                                           options.patience, stage_report(0.5, 0.98), should_cancel,
                                           "Stage 2 (full basis)", full_basis=full)
         # a full fine-tune is a baseline for measurements; as a style it is stored as its exact difference
@@ -287,6 +290,7 @@ class MetaOptions:
     steps: int = 0  # 0: no meta-learning
     inner_style_steps: int = 15
     inner_lora_steps: int = 15
+    inner_lora_lr: float = 3e-3  # few inner steps, so a larger rate than adaptation's own
     outer_lr: float = 0.2  # Reptile step towards the adapted parameters, decaying linearly to 0
     rank: int = 4
     clips_per_speaker: int = 6
@@ -297,7 +301,7 @@ def _inner_adapt(model, params: dict, visemes: torch.Tensor, target_mm: torch.Te
     adapter = _Adapter(model, visemes, target_mm, len(target_mm), adapt_options.weight_velocity)
     params = {k: v.detach().clone() for k, v in params.items()}
     for keys, steps, lr in ((["style"], options.inner_style_steps, adapt_options.lr_style),
-                            (["style", "basis_lora_a", "basis_lora_b"], options.inner_lora_steps, adapt_options.lr_lora)):
+                            (["style", "basis_lora_a", "basis_lora_b"], options.inner_lora_steps, options.inner_lora_lr)):
         for key in params:
             params[key].requires_grad_(key in keys)
         optimiser = torch.optim.Adam([params[k] for k in keys], lr=lr)
