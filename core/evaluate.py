@@ -47,6 +47,12 @@ def fdd(pred: np.ndarray, truth: np.ndarray, template: np.ndarray, upper: np.nda
     return float(np.mean(motion_truth - motion_pred))
 
 
+def _smallest_gap_near(gap_mm: np.ndarray, times: np.ndarray, start: float, end: float) -> float | None:
+    """The smallest gap within 60 ms of a phone (None where no frame falls there), in mm."""
+    near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
+    return float(gap_mm[near].min()) if near.any() else None
+
+
 def lip_events(gap_mm: np.ndarray, phones, fps: float = 30.0) -> tuple[list[float], list[float]]:
     """The smallest gap within 60 ms of each bilabial, and the largest gap during each open vowel (mm)."""
     times = np.arange(len(gap_mm)) / fps
@@ -54,9 +60,9 @@ def lip_events(gap_mm: np.ndarray, phones, fps: float = 30.0) -> tuple[list[floa
     for phone, start, end in phones:
         label = phone_name(phone)
         if label in BILABIALS:
-            near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
-            if near.any():
-                bilabial_gaps.append(float(gap_mm[near].min()))
+            smallest = _smallest_gap_near(gap_mm, times, start, end)
+            if smallest is not None:
+                bilabial_gaps.append(smallest)
         elif label in OPEN_VOWELS:
             inside = (times >= start) & (times <= end)
             if inside.any():
@@ -80,9 +86,9 @@ def tongue_stop_gaps(gap_mm: np.ndarray, phones, fps: float = 30.0) -> list[floa
         if label not in TONGUE_STOPS or any(b_start - 2 * WINDOW_S < end and b_end + 2 * WINDOW_S > start
                                             for b_start, b_end in bilabials):
             continue
-        near = (times >= start - WINDOW_S) & (times <= end + WINDOW_S)
-        if near.any():
-            gaps.append(float(gap_mm[near].min()))
+        smallest = _smallest_gap_near(gap_mm, times, start, end)
+        if smallest is not None:
+            gaps.append(smallest)
     return gaps
 
 
