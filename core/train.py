@@ -9,6 +9,7 @@ result is a model folder loadable by the rest of the product.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -66,6 +67,10 @@ class TrainConfig:
     # training; {"steps": 0} turns it off. Keys: see core.adapt.MetaOptions
     meta: dict = field(default_factory=lambda: {"steps": 0})
     validate_every: int = 500
+    # exponential moving average of the weights (0 = off, e.g. 0.995 = about the last 200 steps):
+    # validation, the saved model and the meta-learned start use the average, which does not swing
+    # with the last batches the way the raw weights do
+    weight_average: float = 0.0
     seed: int = 0
     threads: int = 0  # 0: torch's default
     device: str = "auto"  # where the model trains: auto (the GPU when there is one), cpu, cuda, mps
@@ -265,6 +270,30 @@ def starting_weights(config: TrainConfig, style_parameters: tuple[str, ...], sub
     return state
 
 
+class WeightAverage:
+    """A copy of the model whose weights follow the trained ones as an exponential moving average;
+    buffers (batch-norm statistics) are copied as they are."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, updates: int = 0):
+        if not 0.0 < decay < 1.0:
+            raise ConfigError(f"weight_average must be between 0 and 1 (e.g. 0.995), or 0 for none; got {decay}")
+        self.decay = decay
+        self.updates = updates
+        self.model = copy.deepcopy(model)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        # early on the average would hold the random start: the rate grows to `decay` over the first steps
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, live in zip(self.model.parameters(), model.parameters()):
+            average.lerp_(live, 1.0 - decay)
+        for average, live in zip(self.model.buffers(), model.buffers()):
+            average.copy_(live)
+
+
 def trainable_parameters(model: torch.nn.Module, freeze: list[str], log=print) -> list[torch.nn.Parameter]:
     """The parameters a run trains: all but those whose names start with a `freeze` entry, which
     stop taking gradients. An entry that names no weight is refused, listing the model's parts."""
@@ -340,6 +369,7 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
         1 + np.cos(np.pi * min(s, config.steps) / config.steps)) + 0.02)
     start_step, history = 0, []
+    average = None
     if state is not None:
         load_fitting_weights(model, state["model"], f"the checkpoint in {out}",
                              "resume with the config (and --init) the run started with")
@@ -357,6 +387,10 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         if not np.isclose(schedule.base_lrs[0], config.lr):
             log(f"learning rate: {config.lr:g} from the config (the checkpoint's was {schedule.base_lrs[0]:g})")
             schedule.base_lrs = [config.lr for _ in schedule.base_lrs]
+    if config.weight_average:
+        average = WeightAverage(model, config.weight_average, state.get("average_updates", 0) if state else 0)
+        if state is not None and "average" in state:
+            average.model.load_state_dict(state["average"])
 
     cache = None
     if model.config["encoder"]["type"] != "logmel":
@@ -408,6 +442,8 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         schedule.step()
+        if average is not None:
+            average.update(model)
         running.append({"loss": loss.item(), **{k: float(v) for k, v in parts.items()}})
         done = step + 1
         if done % 50 == 0 or done == config.steps:
@@ -421,16 +457,20 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
             history.append({"step": done, "loss": mean["loss"]})
         if done % config.validate_every == 0 or done == config.steps:
             if val_clips:  # a dataset without a val split still checkpoints, so its runs can resume
-                mve = validate(model, val_store)
+                mve = validate(model if average is None else average.model, val_store)
                 history.append({"step": done, "val_mve_mm": mve})
                 log(f"step {done}: validation mean vertex error {mve:.3f} mm")
                 model.train()
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                         "schedule": schedule.state_dict(), "rng": rng, "torch_rng": torch.get_rng_state(),
-                        "step": done, "history": history, "model_config": dict(model.config)}, checkpoint + ".part")
+                        "step": done, "history": history, "model_config": dict(model.config),
+                        **({} if average is None else {"average": average.model.state_dict(),
+                                                       "average_updates": average.updates})}, checkpoint + ".part")
             os.replace(checkpoint + ".part", checkpoint)
 
     folder = os.path.join(out, "model")
+    if average is not None:
+        model = average.model
     model.config["name"] = os.path.basename(os.path.normpath(out))
     save_model(model, folder)
     if int(config.meta.get("steps", 0)) > 0:

@@ -401,3 +401,36 @@ def test_tongue_stop_closures_count_only_stops_away_from_bilabials():
     gaps = tongue_stop_gaps(gap, phones)
     assert gaps == [0.2, 2.0]  # the /d/ beside the /m/ is left out
     assert closure_rate(gaps) == 0.5
+
+
+def test_weight_average_follows_the_trained_weights_and_is_what_a_run_saves(tiny_corpus, tmp_path):  # noqa: F811
+    from core.errors import ConfigError
+    from core.models import load_model
+    from core.train import TrainConfig, WeightAverage, train
+
+    layer = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(layer.weight)
+    average = WeightAverage(layer, 0.5)
+    layer.weight.data.fill_(1.0)
+    average.update(layer)  # early updates lean on the live weights: decay 2/11, not 0.5
+    assert average.model.weight.item() == pytest.approx(9 / 11)
+    average.update(layer)  # decay 3/12
+    assert average.model.weight.item() == pytest.approx(9 / 11 * 0.25 + 0.75)
+    assert not average.model.weight.requires_grad and layer.weight.requires_grad
+    with pytest.raises(ConfigError, match="weight_average must be between 0 and 1"):
+        WeightAverage(layer, 1.5)
+
+    config = TrainConfig(steps=3, batch=2, crop_frames=30, lr=1e-2, validate_every=3, weight_average=0.9,
+                         model={"d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16})
+    run = tmp_path / "run"
+    saved = load_model(train(str(tiny_corpus), str(run), config, log=lambda _: None)).state_dict()
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["average_updates"] == 3
+    name = "audio_projection.weight"
+    assert torch.equal(saved[name], state["average"][name])
+    assert not torch.equal(saved[name], state["model"][name])  # the raw weights moved on past the average
+    config.steps = 5  # a resumed run goes on with its average
+    train(str(tiny_corpus), str(run), config, log=lambda _: None)
+    resumed = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert resumed["average_updates"] == 5
+    assert not torch.equal(resumed["average"][name], state["average"][name])
