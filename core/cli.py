@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", default=None, help="also write the results here")
     evaluate.add_argument("--mode", default=None, choices=("parallel", "autoregressive"),
                           help="decoding mode (default: the model's)")
+    evaluate.add_argument("--style", default=None,
+                          help="speaking style for every clip: a style the model was trained with, or a style file's "
+                               "name or path (default: the model's default, the mean of its training styles)")
+    evaluate.add_argument("--styles-dir", action="append", default=[], help="folder of style files (repeatable)")
     evaluate.add_argument("--only-emotion", default=None, choices=EMOTIONS,
                           help="evaluate only the clips with this emotion (models with emotion control are told "
                                "each clip's emotion and intensity; neutral compares them with models without)")

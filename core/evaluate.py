@@ -97,7 +97,11 @@ def closure_rate(bilabial_gaps: list[float]) -> float | None:
 
 
 def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: np.ndarray, log=print,
-                     emotion: str | None = None) -> dict:
+                     emotion: str | None = None, conditioning=None) -> dict:
+    """`conditioning` (default: the model's default style) is used for every clip, with each
+    clip's emotion and intensity for models with emotion control."""
+    import dataclasses
+
     from .data import load_clips
     from .audio import load_audio
     from .models import Conditioning
@@ -114,7 +118,9 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         truth = clip.vertices()
         audio = load_audio(clip.wav_path)
         # a model with emotion control is told each clip's emotion, as an animator would ask for it
-        told = Conditioning(clip.emotion, clip.intensity) if model.emotion_control else Conditioning()
+        told = conditioning or Conditioning()
+        if model.emotion_control:
+            told = dataclasses.replace(told, emotion=clip.emotion, intensity=clip.intensity)
         pred = clip.template + model.predict(audio, clip.template, told).vertex_offsets()
         n = min(len(pred), len(truth))
         pred, truth = pred[:n], truth[:n]
@@ -173,7 +179,7 @@ def real_speech_phones(wav: str, transcripts: dict[str, str], audio: np.ndarray 
 
 
 def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, triangles: np.ndarray,
-                        transcripts: dict[str, str] | None = None) -> dict:
+                        transcripts: dict[str, str] | None = None, conditioning=None) -> dict:
     """Real speech without ground-truth motion: does the mouth close at bilabials and open at open
     vowels? Clips with neither an alignment nor a transcript are listed as skipped."""
     from .audio import load_audio
@@ -189,7 +195,7 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
             if phones is None:
                 skipped.append(name)
                 continue
-            gap = rig.lip_gap(template + model.predict(audio, template, Conditioning()).vertex_offsets()) * 1000
+            gap = rig.lip_gap(template + model.predict(audio, template, conditioning or Conditioning()).vertex_offsets()) * 1000
             gaps, opened = lip_events(gap, phones)
             bilabial_gaps += gaps
             openings += opened
@@ -217,16 +223,21 @@ def main_evaluate(args) -> int:
     model = load_model(args.model, pick_device(args.device))
     if args.mode:
         model.config["mode"] = args.mode
+    from .models import Conditioning
+    from .styles import resolve_style
+
+    # a training style of the model or a style file, as on the other command lines
+    conditioning = resolve_style(Conditioning(style=args.style), model, args.styles_dir)
     template, triangles = load_flame_mesh(args.template)
     results = {}
     if args.data:
         results["dataset"] = evaluate_dataset(model, args.data, args.split, args.masks, triangles,
-                                              emotion=args.only_emotion)
+                                              emotion=args.only_emotion, conditioning=conditioning)
     if args.audio_only:
         from .align import read_transcripts
 
         transcripts = read_transcripts(args.transcripts) if args.transcripts else {}
-        results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles, transcripts)
+        results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles, transcripts, conditioning)
     for section, values in results.items():
         print(f"[{section}]")
         for key, value in values.items():

@@ -180,6 +180,31 @@ def test_real_speech_without_alignments_is_aligned_from_transcripts_or_listed_as
     assert "unknown.wav" in result["skipped (no alignment or transcript)"]
 
 
+def test_evaluate_takes_a_speaking_style_and_refuses_an_unknown_one(tmp_path, capsys):
+    import shutil
+
+    from core.cli import main
+    from core.models import load_model
+
+    stem = "sense_and_sensibility_01_austen_64kb-0870"
+    for suffix in (".wav", ".phone.json"):
+        shutil.copy(shared_path(f"audio/librivox/{stem}{suffix}"), tmp_path / f"{stem}{suffix}")
+    styles = load_model("default").styles
+    gaps = {}
+    for style in (None, styles[0], styles[-1]):
+        out = tmp_path / f"{style}.json"
+        assert main(["evaluate", "--model", "default", "--audio-only", str(tmp_path), "--json", str(out)]
+                    + (["--style", style] if style else [])) == 0
+        gaps[style] = json.loads(out.read_text())["real_speech"]["bilabial_min_gap_mm"]
+    # each style moves the mouth its own way: the figures are the chosen style's, not the default's
+    assert len({round(g, 6) for g in gaps.values()}) == 3
+
+    capsys.readouterr()
+    assert main(["evaluate", "--model", "default", "--audio-only", str(tmp_path), "--style", "nobody"]) == 2
+    message = capsys.readouterr().err
+    assert "No speaking style 'nobody'" in message and styles[0] in message
+
+
 def test_loss_weights_live_in_the_model_config_and_old_top_level_ones_move_there(tmp_path):
     from core.errors import ConfigError
     from core.models import build_model
