@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import sys
 import time
@@ -270,6 +271,18 @@ def starting_weights(config: TrainConfig, style_parameters: tuple[str, ...], sub
     return state
 
 
+def learning_rate_factor(step: int, steps: int, stage_starts: tuple[float, ...] = ()) -> float:
+    """Warm-up then cosine decay, started afresh at each training stage (fractions of `steps`
+    where a model such as the diffusion model moves on to train another network: that network
+    gets a full schedule rather than the tail of the previous one's)."""
+    bounds = [0] + sorted({math.ceil(f * steps) for f in stage_starts if 0.0 < f < 1.0}) + [max(steps, 1)]
+    stage = max(i for i in range(len(bounds) - 1) if bounds[i] <= step)
+    length = max(1, bounds[stage + 1] - bounds[stage])
+    local = min(step - bounds[stage], length)
+    warmup = max(1, length // 20)
+    return min(1.0, (local + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * local / length)) + 0.02
+
+
 class WeightAverage:
     """A copy of the model whose weights follow the trained ones as an exponential moving average;
     buffers (batch-norm statistics) are copied as they are."""
@@ -364,10 +377,10 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
         attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
     model = model.to(device)
     optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=1e-4)
-    # warm-up then cosine decay over config.steps, read at every step so a resumed run can be extended
-    warmup = max(1, config.steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + np.cos(np.pi * min(s, config.steps) / config.steps)) + 0.02)
+    # config.steps is read at every step so a resumed run can be extended
+    stage_starts = tuple(getattr(model, "training_stage_starts", ()))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: learning_rate_factor(s, config.steps, stage_starts))
     start_step, history = 0, []
     average = None
     if state is not None:

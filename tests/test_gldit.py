@@ -49,3 +49,19 @@ def test_vqvae_learns_to_reconstruct_and_takes_follow_the_seed(tiny_corpus, tmp_
     assert first.shape == (90, 5023, 3)
     assert np.array_equal(first, again)
     assert np.abs(first - other).max() > 0
+
+
+def test_the_denoiser_stage_gets_its_own_learning_rate_schedule():
+    from core.models import build_model
+    from core.train import learning_rate_factor
+
+    shared_path("flame/FLAME_sample.ply")
+    starts = build_model({**TINY, "vq_share": 0.6}).training_stage_starts
+    assert starts == (0.6,)
+    rates = [learning_rate_factor(step, 1000, starts) for step in range(1000)]
+    # stage 1 warms up and decays to the floor; stage 2 warms up again from its first step
+    assert rates[599] == pytest.approx(0.02, abs=1e-3) and rates[600] < rates[620] == pytest.approx(1.02, abs=0.01)
+    assert max(rates[:600]) == pytest.approx(1.02, abs=0.01) and rates[999] < 0.03
+    # a model in one stage keeps one warm-up and one decay over the whole run
+    single = [learning_rate_factor(step, 1000) for step in range(1000)]
+    assert single[600] == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.6)) + 0.02)

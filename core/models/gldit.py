@@ -13,7 +13,8 @@ DDIM with few steps and classifier-free guidance on the audio; the seed decides 
 audio: the starting noise is drawn once for the whole take from the seed, so overlapping windows
 share it and their cross-faded joins do not show.
 
-Training runs stage 1 for the first `vq_share` of the steps, then stage 2 on the frozen stage 1.
+Training runs stage 1 for the first `vq_share` of the steps, then stage 2 on the frozen stage 1,
+each with its own warm-up and cosine decay of the learning rate.
 """
 
 from __future__ import annotations
@@ -241,6 +242,12 @@ class GLDiTalkerModel(nn.Module):
         self.register_buffer("alpha_bar", (alpha_bar / alpha_bar[0]).clamp(1e-5, 1.0), persistent=False)
         # diffusion runs on unit-length factors scaled to about unit variance per channel
         self.latent_scale = math.sqrt(self.vqvae.codebook.weight.shape[1])
+
+    @property
+    def training_stage_starts(self) -> tuple[float, ...]:
+        """Where in a run the second stage (the denoiser) starts: the trainer restarts its learning-rate
+        schedule there."""
+        return (float(self.config["vq_share"]),)
 
     def audio_latent_rate(self, features: torch.Tensor, n_latent: int) -> torch.Tensor:
         return resample_features(features[0], n_latent).unsqueeze(0) if features.shape[0] == 1 else \
