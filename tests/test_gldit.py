@@ -65,3 +65,24 @@ def test_the_denoiser_stage_gets_its_own_learning_rate_schedule():
     # a model in one stage keeps one warm-up and one decay over the whole run
     single = [learning_rate_factor(step, 1000) for step in range(1000)]
     assert single[600] == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.6)) + 0.02)
+
+
+def test_stage_two_lip_losses_train_the_denoiser_through_the_frozen_decoder():
+    from core.models import build_model
+
+    shared_path("flame/FLAME_sample.ply")
+    torch.manual_seed(0)
+    model = build_model({**TINY, "vq_share": 0.5, "weight_motion": 1.0, "weight_latent_velocity": 1.0})
+    torch.nn.init.normal_(model.vqvae.basis.weight, std=1e-3)  # a trained stage 1 moves the mesh
+    batch = {"features": torch.randn(2, 20, 80), "style": torch.ones(2, 1), "progress": 0.9,
+             "target_mm": torch.randn(2, 20, 5023, 3), "lips": torch.zeros(2, 5023), "contact": torch.zeros(2, 20)}
+    batch["lips"][:, :40] = 1.0
+    batch["contact"][:, 6:10] = 1.0
+    loss, parts = model.training_loss(batch)
+    assert parts["stage"] == 2 and {"denoise", "latent_vel", "lip", "contact"} <= set(parts)
+    loss.backward()
+    assert all(p.grad is None for p in model.vqvae.parameters())
+    assert model.denoiser.out.weight.grad.abs().sum() > 0
+    # without them, the denoiser learns from the latent error alone, as before
+    plain = build_model({**TINY, "vq_share": 0.5})
+    assert set(plain.training_loss(batch)[1]) == {"stage", "denoise"}

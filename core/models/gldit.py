@@ -61,6 +61,12 @@ DEFAULTS = {
     "weight_lips": 5.0,
     "weight_lip_contact": 5.0,
     "commitment": 0.25,
+    # stage 2: velocity of the predicted clean latents against the true ones (GLDiTalker's second loss)
+    "weight_latent_velocity": 0.0,
+    # stage 2: the lip losses of stage 1 (lip-vertex error x weight_lips, contact x weight_lip_contact)
+    # on the motion decoded from the denoiser's clean-latent prediction, through the frozen decoder:
+    # a latent error says nothing of which parts of it open the lips
+    "weight_motion": 0.0,
 }
 
 
@@ -175,6 +181,14 @@ class MotionVQVAE(nn.Module):
         return self.basis(coefficients).reshape(*coefficients.shape[:2], -1, 3)
 
 
+def _lip_losses(pred_mm: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lip-vertex squared error over all frames, Imitator's contact loss around bilabials), mm^2."""
+    target, lips = batch["target_mm"], batch["lips"].float()
+    weights = lips[:, None, :, None]
+    lip = ((pred_mm - target).pow(2) * weights).sum() / (weights.sum() * 3 * target.shape[1] + 1e-6)
+    return lip, lip_contact_loss(pred_mm, target, lips, batch["contact"])
+
+
 def _step_embedding(steps: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
     freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=steps.device, dtype=torch.float32) / half)
@@ -265,9 +279,7 @@ class GLDiTalkerModel(nn.Module):
             t = batch["target_mm"]
             rec = (pred - t).pow(2).mean()
             velocity = ((pred[:, 1:] - pred[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).mean()
-            lips = batch["lips"][:, None, :, None].float()
-            lip = ((pred - t).pow(2) * lips).sum() / (lips.sum() * 3 * n_frames + 1e-6)
-            contact = lip_contact_loss(pred, t, batch["lips"].float(), batch["contact"])
+            lip, contact = _lip_losses(pred, batch)
             commitment = (latent - quantised.detach()).pow(2).mean()
             codes_used = float(torch.unique(indices).numel())  # a collapsing codebook shows here
             if self.training:
@@ -277,6 +289,7 @@ class GLDiTalkerModel(nn.Module):
             return loss, {"stage": 1, "rec": rec.item(), "vel": velocity.item(), "lip": lip.item(),
                           "contact": contact.item(), "vq": codebook_loss.item(), "codes": codes_used}
         self.vqvae.eval()  # frozen, with the channel statistics sampling will use
+        self.vqvae.requires_grad_(False)  # the motion loss reaches the denoiser through it, not into it
         with torch.no_grad():  # stage 2: denoise latents of the frozen VQ-VAE
             clean = self.vqvae.quantise(self.vqvae.encode(target))[0] * self.latent_scale
         audio = self.audio_latent_rate(batch["features"], clean.shape[1])
@@ -286,8 +299,18 @@ class GLDiTalkerModel(nn.Module):
         alpha = self.alpha_bar[steps][:, None, None]
         noisy = alpha.sqrt() * clean + (1 - alpha).sqrt() * torch.randn_like(clean)
         predicted = self.denoiser(noisy, audio, batch["style"], steps, keep)
-        loss = (predicted - clean).pow(2).mean()
-        return loss, {"stage": 2, "denoise": loss.item()}
+        denoise = (predicted - clean).pow(2).mean()
+        loss, parts = denoise, {"stage": 2, "denoise": denoise.item()}
+        if float(cfg["weight_latent_velocity"]):
+            velocity = ((predicted[:, 1:] - predicted[:, :-1]) - (clean[:, 1:] - clean[:, :-1])).pow(2).mean()
+            loss = loss + float(cfg["weight_latent_velocity"]) * velocity
+            parts["latent_vel"] = velocity.item()
+        if float(cfg["weight_motion"]):
+            lip, contact = _lip_losses(self.vqvae.decode(predicted / self.latent_scale, n_frames) * 1000.0, batch)
+            loss = loss + float(cfg["weight_motion"]) * (float(cfg["weight_lips"]) * lip
+                                                         + float(cfg["weight_lip_contact"]) * contact)
+            parts.update(lip=lip.item(), contact=contact.item())
+        return loss, parts
 
     # ---- sampling -------------------------------------------------------------------------------
     def sample_latents(self, audio: torch.Tensor, style: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
