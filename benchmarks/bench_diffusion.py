@@ -1,6 +1,7 @@
 """The diffusion model's takes against the default model on the synthetic corpus's test speakers.
 
     .venv/bin/python benchmarks/bench_diffusion.py --data CORPUS --model diffusion [--takes 3] [--clips 40]
+        [--split val] [--guidance G]
 
 Prints, for each take (seeds 0..takes-1) and for the default model: LVE, MVE and the bilabial
 closure rate on the test clips, and whether the take's LVE and closure are within 20% of the
@@ -44,15 +45,19 @@ def main() -> int:
     parser.add_argument("--model", default="diffusion")
     parser.add_argument("--baseline", default="default")
     parser.add_argument("--takes", type=int, default=3)
-    parser.add_argument("--clips", type=int, default=0, help="test clips to use (0: all)")
+    parser.add_argument("--clips", type=int, default=0, help="clips to use (0: all)")
+    parser.add_argument("--split", default="test", help="corpus split: test to report, val to tune guidance on")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
     parser.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"))
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     model, baseline = load_model(args.model), load_model(args.baseline)
+    if args.guidance is not None:
+        model.config["guidance"] = args.guidance
     lips = load_masks(args.masks)["lips"]
     _, triangles = load_flame_mesh(os.path.join(SHARED_FLAME, "FLAME_sample.ply"))
 
-    clips = [c for c in load_clips(args.data, "test") if c.emotion == "neutral"]
+    clips = [c for c in load_clips(args.data, args.split) if c.emotion == "neutral"]
     clips = clips[: args.clips] if args.clips else clips
     names = [f"take {k + 1} (seed {k})" for k in range(args.takes)] + ["default model"]
     lve_frames = {n: [] for n in names}
@@ -77,7 +82,7 @@ def main() -> int:
         diversity_all.append(pairwise_distance_mm(takes))
         diversity_lips.append(pairwise_distance_mm(takes, lips))
 
-    print(f"test clips: {len(clips)} (neutral, {len(rigs)} speakers); takes: {args.takes}; "
+    print(f"{args.split} clips: {len(clips)} (neutral, {len(rigs)} speakers); takes: {args.takes}; "
           f"sampling steps {model.config.get('sampling_steps')}, guidance {model.config.get('guidance')}")
     print("| | LVE (x1e-5) | MVE (mm) | closure rate | LVE within 20% | closure within 20% |\n|---|---|---|---|---|---|")
     base_lve = float(np.mean(np.concatenate(lve_frames["default model"]))) * 1e5
@@ -98,6 +103,7 @@ def main() -> int:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         net = load_model(args.model, device=device)
+        net.config["guidance"] = model.config["guidance"]
         net.predict(audio[: 16000 * 5], template, Conditioning(seed=0))  # warm up
         if device == "cuda":
             torch.cuda.synchronize()
