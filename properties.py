@@ -109,6 +109,10 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
                       description="Decides the take of a model that samples; the same seed gives the same take")
     takes: IntProperty(name="Takes", min=1, max=16, default=1,
                        description="How many different takes to make, each its own Action (seeds Seed, Seed+1, ...)")
+    # 0 stands for "the model's own" because a property cannot default to a value read from the model
+    guidance: FloatProperty(name="Guidance", min=0.0, max=20.0, soft_max=8.0, default=0.0, precision=1,
+                            description="How tightly the takes follow the audio: higher gives tighter lip sync and "
+                                        "less variety between takes. 0 uses the model's own (4 for the shipped one)")
     keep_takes: BoolProperty(name="Keep Takes", default=False,
                              description="Keep earlier results as named Actions (or cache files) instead of replacing them")
     cache_folder: StringProperty(name="Cache Folder", subtype="DIR_PATH", default="",

@@ -29,7 +29,8 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
     samples = model_samples(context, settings.model)  # Seed and Takes are shown, and used, only then
     conditioning = Conditioning(emotion=settings.emotion, intensity=settings.intensity,
                                 style=None if settings.style in ("", AVERAGE_STYLE) else settings.style,
-                                seed=settings.seed if samples else 0)
+                                seed=settings.seed if samples else 0,
+                                guidance=settings.guidance if samples and settings.guidance > 0 else None)
     if settings.emotion not in ("neutral", "from_audio"):
         conditioning.intensity_curve = intensity_curve(
             scene, source.start_frame if start is None else start, _duration(source), scene_fps(scene))

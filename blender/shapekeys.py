@@ -14,6 +14,7 @@ from .compat import action_fcurves, assign_action, new_fcurves, remove_fcurves
 
 TAKE_PROPERTY = "talking_head_take"  # custom property marking Actions this add-on made
 SEED_PROPERTY = "talking_head_seed"  # the seed of a sampled take
+GUIDANCE_PROPERTY = "talking_head_guidance"  # with the seed, what remakes the take
 KEY_PREFIX = "TH"
 _LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR' for foreach_set
 
@@ -98,6 +99,8 @@ def write_shape_keys(obj: bpy.types.Object, motion: SceneMotion, start_frame: fl
     action[TAKE_PROPERTY] = take
     if seed is not None:
         action[SEED_PROPERTY] = int(seed)  # a take can be made again from its seed
+        if motion.info.get("guidance") is not None:
+            action[GUIDANCE_PROPERTY] = float(motion.info["guidance"])
     assign_action(key, action)
     frames = start_frame + np.arange(motion.n_frames, dtype=np.float64)
     for fcurve, values in zip(new_fcurves(action, key, [f'key_blocks["{n}"].value' for n in names]), weights):

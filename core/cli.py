@@ -27,6 +27,9 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="random seed of the (first) take, for models that sample; take k uses seed + k - 1")
     parser.add_argument("--takes", type=int, default=1,
                         help="how many different takes to make (models that sample, e.g. the diffusion model)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="for models that sample: how tightly the takes follow the audio, 1 (none) to 20; "
+                             "higher gives tighter lip sync and less variety (default: the model's own)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 
 
@@ -178,7 +181,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
     template, triangles = load_flame_mesh(args.template)
     audio = load_audio(args.audio)
-    conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed).validate()
+    conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed,
+                                guidance=args.guidance).validate()
     model = load_model(args.model, device=pick_device(args.device))
     resolve_style(conditioning, model, args.styles_dir)
     motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)

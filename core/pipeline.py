@@ -91,14 +91,17 @@ def take_seeds(seed: int, takes: int) -> list[int]:
     return [int(seed) + k for k in range(takes)]
 
 
-def check_takes(model_config: dict, takes: int, model_name: str = "") -> None:
-    """Refuse a take count that makes no sense for the model, before any work is done."""
+def check_sampling(model_config: dict, takes: int, guidance: float | None = None, model_name: str = "") -> None:
+    """Refuse a take count or guidance that makes no sense for the model, before any work is done."""
     if not 1 <= int(takes) <= MAX_TAKES:
         raise ModelError(f"Takes must be from 1 to {MAX_TAKES}, got {takes}.")
+    name = model_name or model_config.get("name", "this model")
     if takes > 1 and not samples_takes(model_config):
-        name = model_name or model_config.get("name", "this model")
         raise ModelError(f"Model '{name}' gives the same motion for every seed, so {takes} takes would be identical; "
                          "set Takes to 1, or pick a model that samples (a diffusion model; see the README on takes).")
+    if guidance is not None and not samples_takes(model_config):
+        raise ModelError(f"Model '{name}' does not sample, so guidance does not apply to it; "
+                         "leave guidance unset, or pick a model that samples (a diffusion model).")
 
 
 def animate_takes(
@@ -113,7 +116,7 @@ def animate_takes(
     should_cancel: CancelCheck | None = None,
 ) -> list[SceneMotion]:
     """`animate` once per take, seeds from `take_seeds(conditioning.seed, takes)`; all or nothing."""
-    check_takes(model.config, takes, model.name)
+    check_sampling(model.config, takes, conditioning.guidance, model.name)
     report = progress or (lambda fraction, message: None)
     motions = []
     for k, seed in enumerate(take_seeds(conditioning.seed, takes)):

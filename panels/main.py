@@ -44,6 +44,7 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             row = col.row(align=True)
             row.prop(settings, "seed")
             row.prop(settings, "takes")
+            col.prop(settings, "guidance")
 
         col = layout.column(align=True)
         col.prop(settings, "output_mode", expand=True)

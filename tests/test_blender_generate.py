@@ -266,16 +266,17 @@ def _panel_props(panel_name: str = "panels.main") -> list[str]:
 
 def test_takes_become_actions_with_their_seeds(head, speech_path, diffusion_model):
     settings = bpy.context.scene.talking_head
-    assert "seed" not in _panel_props() and "takes" not in _panel_props()  # the default model does not sample
+    assert not {"seed", "takes", "guidance"} & set(_panel_props())  # the default model does not sample
     settings.model = diffusion_model
-    assert "seed" in _panel_props() and "takes" in _panel_props()
+    assert {"seed", "takes", "guidance"} <= set(_panel_props())
 
     add_sound_strip(bpy.context.scene, speech_path, frame_start=1)
-    result, driver = drive_generate(audio_source="STRIP", strip="speech", seed=5, takes=3)
+    result, driver = drive_generate(audio_source="STRIP", strip="speech", seed=5, takes=3, guidance=2.5)
     assert result == {"FINISHED"}, driver.reports
     assert any("3 takes" in m for _, m in driver.reports), driver.reports
     takes = sorted((a for a in bpy.data.actions if a.get("talking_head_take")), key=lambda a: a["talking_head_take"])
     assert [a["talking_head_seed"] for a in takes] == [5, 6, 7]
+    assert [a["talking_head_guidance"] for a in takes] == [2.5] * 3  # seed and guidance remake a take
     assert all(a.use_fake_user for a in takes)  # none is lost when the animator switches between them
     assert all(f"seed {a['talking_head_seed']}" in a.name for a in takes)
     keys = bpy.data.objects["Head"].data.shape_keys
@@ -315,4 +316,7 @@ def test_takes_for_a_model_that_does_not_sample_are_refused_before_any_change(he
     with pytest.raises(addon_module("core.errors").ModelError, match="identical"):
         job.collect_request(bpy.context.scene, bpy.data.objects["Head"], source,
                             addon_module("core.models").Conditioning(), takes=2)
+    with pytest.raises(addon_module("core.errors").ModelError, match="does not sample"):
+        job.collect_request(bpy.context.scene, bpy.data.objects["Head"], source,
+                            addon_module("core.models").Conditioning(guidance=3.0))
     assert scene_snapshot() == before

@@ -82,6 +82,9 @@ def test_takes_refused_for_a_model_that_does_not_sample_and_before_overwriting(t
     result = run_core("animate", "--audio", speech_path, "--template", template, "--out", tmp_path / "a.npy",
                       "--takes", 2, env_weights=weights_dir)
     assert result.returncode != 0 and "Takes to 1" in result.stderr
+    result = run_core("animate", "--audio", speech_path, "--template", template, "--out", tmp_path / "a.npy",
+                      "--guidance", 3, env_weights=weights_dir)
+    assert result.returncode != 0 and "does not sample" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
     existing = tmp_path / "b_take2.npy"

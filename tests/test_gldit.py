@@ -86,3 +86,26 @@ def test_stage_two_lip_losses_train_the_denoiser_through_the_frozen_decoder():
     # without them, the denoiser learns from the latent error alone, as before
     plain = build_model({**TINY, "vq_share": 0.5})
     assert set(plain.training_loss(batch)[1]) == {"stage", "denoise"}
+
+
+def test_guidance_changes_the_take_and_is_refused_where_nothing_samples(diffusion_model, flame_mesh):
+    from core.errors import ModelError
+    from core.models import Conditioning, load_model
+    from core.pipeline import animate_takes
+
+    template, triangles = flame_mesh
+    model = load_model(diffusion_model)
+    audio = np.random.default_rng(1).normal(size=16000 * 2).astype(np.float32) * 0.1
+    take = lambda **options: model.predict(audio, template, Conditioning(seed=3, **options))  # noqa: E731
+    own, stated = take(), take(guidance=float(model.config["guidance"]))
+    assert own.info["guidance"] == float(model.config["guidance"])
+    assert np.array_equal(own.vertex_offsets(), stated.vertex_offsets())  # unset means the model's own
+    loose, tight = take(guidance=1.0), take(guidance=8.0)
+    assert tight.info["guidance"] == 8.0
+    assert np.abs(loose.vertex_offsets() - tight.vertex_offsets()).max() > 1e-6
+
+    with pytest.raises(ModelError, match="out of range"):
+        Conditioning(guidance=0.5).validate()
+    default = load_model(None)
+    with pytest.raises(ModelError, match="does not sample"):
+        animate_takes(audio, template, triangles, default, Conditioning(guidance=3.0), 30.0)

@@ -20,6 +20,7 @@ CancelCheck = Callable[[], bool]
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful")
 FROM_AUDIO = "from_audio"  # emotion models infer the emotion and its intensity from the voice
+MAX_GUIDANCE = 20.0  # catches typos; the shipped diffusion model was tuned between 2 and 5
 
 
 @dataclass
@@ -30,6 +31,9 @@ class Conditioning:
     intensity: float = 1.0
     style: str | None = None  # a speaking-style name the model knows, or None for its default
     seed: int = 0
+    # classifier-free guidance of a model that samples: higher follows the audio more tightly, with
+    # less variety between takes; None keeps the model's own
+    guidance: float | None = None
     # per-frame intensity at the model's rate, when the animator keyframed it; overrides `intensity`
     intensity_curve: np.ndarray | None = None
     # a style adapted to an actor (core.styles.Style), resolved from `style` by the front end
@@ -42,6 +46,9 @@ class Conditioning:
             raise ModelError(f"Unknown emotion '{self.emotion}'. Choose one of: {', '.join(EMOTIONS + (FROM_AUDIO,))}.")
         if not 0.0 <= float(self.intensity) <= 1.0:
             raise ModelError(f"Emotion intensity {self.intensity} is out of range; use a value from 0 to 1.")
+        if self.guidance is not None and not 1.0 <= float(self.guidance) <= MAX_GUIDANCE:
+            raise ModelError(f"Guidance {self.guidance} is out of range; use 1 (none) to {MAX_GUIDANCE:g}, "
+                             "or leave it unset for the model's own.")
         return self
 
 

@@ -313,13 +313,15 @@ class GLDiTalkerModel(nn.Module):
         return loss, parts
 
     # ---- sampling -------------------------------------------------------------------------------
-    def sample_latents(self, audio: torch.Tensor, style: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """DDIM (eta 0) from `noise` (1, T', d) with classifier-free guidance on the audio."""
+    def sample_latents(self, audio: torch.Tensor, style: torch.Tensor, noise: torch.Tensor,
+                       guidance: float | None = None) -> torch.Tensor:
+        """DDIM (eta 0) from `noise` (1, T', d) with classifier-free guidance on the audio (None: the
+        config's strength)."""
         cfg = self.config
         total, count = int(cfg["diffusion_steps"]), int(cfg["sampling_steps"])
         schedule = torch.linspace(total, 0, count + 1).round().long()
         x = noise
-        guidance = float(cfg["guidance"])
+        guidance = float(cfg["guidance"] if guidance is None else guidance)
         for current, following in zip(schedule[:-1], schedule[1:]):
             steps = current.repeat(x.shape[0])
             clean = self.denoiser(x, audio, style, steps)
@@ -357,6 +359,7 @@ class GLDiTalkerModel(nn.Module):
                              f"Known styles: {', '.join(self.styles)}.")
         n_latent = (n_frames + 1) // 2
         audio_latent = self.audio_latent_rate(features, n_latent)
+        guidance = float(self.config["guidance"] if conditioning.guidance is None else conditioning.guidance)
         generator = torch.Generator().manual_seed(int(conditioning.seed))
         noise = torch.randn(1, n_latent, int(self.config["latent_dim"]), generator=generator).to(device)
         window = max(8, int(self.config["window_frames"]) // 2)
@@ -366,7 +369,7 @@ class GLDiTalkerModel(nn.Module):
         for i, (start, end) in enumerate(windows):
             if should_cancel and should_cancel():
                 raise Cancelled("Generation cancelled; nothing was written.")
-            chunk = self.sample_latents(audio_latent[:, start:end], style, noise[:, start:end])[0]
+            chunk = self.sample_latents(audio_latent[:, start:end], style, noise[:, start:end], guidance)[0]
             crossfade_into(latents, start, end, chunk, overlap)
             report((i + 1) / len(windows), f"Sampling take (seed {conditioning.seed}) {end}/{n_latent}")
         quantised, _, _ = self.vqvae.quantise(latents[None])
@@ -376,4 +379,5 @@ class GLDiTalkerModel(nn.Module):
         return MotionPrediction(offsets=None, fps=self.fps, basis=basis.cpu().numpy().astype(np.float32),
                                 coefficients=coefficients.cpu().numpy().astype(np.float32),
                                 mean=mean.cpu().numpy().astype(np.float32),
-                                info={"model": self.name, "architecture": "gldit", "seed": int(conditioning.seed)})
+                                info={"model": self.name, "architecture": "gldit", "seed": int(conditioning.seed),
+                                      "guidance": guidance})
