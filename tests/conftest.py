@@ -27,6 +27,16 @@ def shared_path(relative: str) -> Path:
     return path
 
 
+def accelerator_or_skip(device: str) -> None:
+    """Skip, saying so, where this machine has no `device` ('cuda' or 'mps')."""
+    import torch
+
+    available = torch.cuda.is_available() if device == "cuda" else (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())
+    if not available:
+        pytest.skip(f"no {device} device on this machine")
+
+
 TINY_CONFIG = {
     "architecture": "imitator",
     "name": "tiny",

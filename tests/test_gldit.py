@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared_path
+from conftest import accelerator_or_skip, shared_path
 
 TINY = {"architecture": "gldit", "name": "tiny_gldit", "levels": 2, "graph_channels": [4, 8, 8], "latent_dim": 8, "code_groups": 2,
         "codebook_size": 32, "n_basis": 8, "d_model": 16, "n_heads": 2, "n_layers": 1, "sampling_steps": 4,
@@ -109,3 +109,15 @@ def test_guidance_changes_the_take_and_is_refused_where_nothing_samples(diffusio
     default = load_model(None)
     with pytest.raises(ModelError, match="does not sample"):
         animate_takes(audio, template, triangles, default, Conditioning(guidance=3.0), 30.0)
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_seed_gives_the_same_take_on_the_gpu(device, diffusion_model, flame_mesh):
+    """The noise is drawn on the CPU from the seed, so the animator's take does not depend on the machine."""
+    from core.models import Conditioning, load_model
+
+    accelerator_or_skip(device)
+    audio = np.random.default_rng(0).normal(size=16000 * 5).astype(np.float32) * 0.1
+    on_cpu = load_model(diffusion_model, device="cpu").predict(audio, flame_mesh[0], Conditioning(seed=3))
+    on_gpu = load_model(diffusion_model, device=device).predict(audio, flame_mesh[0], Conditioning(seed=3))
+    assert np.abs(on_cpu.vertex_offsets() - on_gpu.vertex_offsets()).max() < 1e-5  # 0.01 mm

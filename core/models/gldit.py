@@ -322,13 +322,13 @@ class GLDiTalkerModel(nn.Module):
         schedule = torch.linspace(total, 0, count + 1).round().long()
         x = noise
         guidance = float(cfg["guidance"] if guidance is None else guidance)
-        for current, following in zip(schedule[:-1], schedule[1:]):
-            steps = current.repeat(x.shape[0])
+        for current, following in zip(schedule[:-1].tolist(), schedule[1:].tolist()):
+            steps = torch.full((x.shape[0],), current, dtype=torch.long, device=x.device)
             clean = self.denoiser(x, audio, style, steps)
             if guidance != 1.0:
                 unconditional = self.denoiser(x, None, style, steps)
                 clean = unconditional + guidance * (clean - unconditional)
-            a_t, a_next = self.alpha_bar[current], self.alpha_bar[following] if following > 0 else torch.tensor(1.0)
+            a_t, a_next = self.alpha_bar[current], self.alpha_bar[following] if following > 0 else x.new_tensor(1.0)
             eps = (x - a_t.sqrt() * clean) / (1 - a_t).sqrt().clamp(min=1e-6)
             x = a_next.sqrt() * clean + (1 - a_next).sqrt() * eps
         return x
