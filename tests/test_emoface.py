@@ -132,7 +132,8 @@ def test_branch_lip_losses_reach_each_branch_at_the_lips_only():
 
     (plain, plain_parts), (with_branches, parts) = emotion_gradient(False), emotion_gradient(True)
     difference = (with_branches - plain).abs().sum(1).reshape(5023, 3).sum(1)
-    assert difference[:50].min() > 0 and difference[50:].max() == 0
+    # elsewhere only float summation noise (many threads sum in another order): 3e-8 against 200+
+    assert difference[:50].min() > 0 and difference[50:].max() < 1e-6 * difference[:50].min()
     assert parts["lip"] > plain_parts["lip"] and parts["lip_region"] > plain_parts["lip_region"]
 
 

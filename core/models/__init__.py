@@ -12,6 +12,7 @@ import json
 import os
 from typing import Callable
 
+from ..device import use_full_float32
 from ..errors import ModelError
 from .base import EMOTIONS, Conditioning, MotionModel, MotionPrediction
 
@@ -134,6 +135,7 @@ def load_model(name_or_path: str | None = None, device: str = "cpu", extra_dirs:
     except Exception as exc:
         raise ModelError(f"Weights in {weights_path} do not fit its config.json ({exc}). Reinstall the model.") from None
     model.folder = folder  # beside the weights: the adaptation start (adaptation.safetensors), if trained
+    use_full_float32(device)
     return model.to(device)
 
 
