@@ -219,3 +219,49 @@ def test_the_shipped_models_animate_real_speech_on_the_gpu_as_on_the_cpu(name, d
     on_cpu = load_model(name, device="cpu").predict(audio, template, Conditioning(seed=1)).vertex_offsets()
     on_gpu = load_model(name, device=device).predict(audio, template, Conditioning(seed=1)).vertex_offsets()
     assert np.abs(on_cpu - on_gpu).max() < 1e-5  # 0.01 mm
+
+
+def test_the_speaker_adversary_teaches_its_head_and_reverses_the_gradient_into_the_visemes():
+    """Off by default. On, its head learns to tell the training speakers apart from the viseme features,
+    while those features get that same gradient reversed and scaled by the weight: they learn to hide
+    the voice."""
+    import torch
+
+    from conftest import make_tiny_model
+
+    assert not hasattr(make_tiny_model(), "speaker_head")
+    model = make_tiny_model(weight_speaker_adversary=0.5)
+    rng = torch.Generator().manual_seed(0)
+    frames = 12
+    features = torch.randn(2, frames, model.encoder.feature_dim, generator=rng)
+    with torch.no_grad():  # the motion losses sit at their minimum: only the adversary moves the visemes
+        target = model(features, torch.eye(2)) * 1000.0
+    batch = {"features": features, "style": torch.eye(2), "target_mm": target,
+             "lips": torch.zeros(2, 5023, dtype=torch.bool), "contact": torch.zeros(2, frames)}
+    batch["lips"][:, :20] = True
+    batch["contact"][:, 4:7] = 1.0
+
+    def gradients(with_adversary: bool) -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        head = model.speaker_head
+        if not with_adversary:
+            del model.speaker_head
+        loss, parts = model.training_loss(batch)
+        model.speaker_head = head
+        loss.backward()
+        assert ("speaker" in parts) == with_adversary and parts.get("speaker_acc", 0.5) <= 1.0
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    with_adversary, without = gradients(True), gradients(False)
+    # the speaker loss alone, not reversed, as the head and the features would see it without the reversal
+    model.zero_grad()
+    logits = model.speaker_head(model.viseme_features(batch["features"]))
+    speaker = torch.arange(2)[:, None].expand(-1, frames)
+    torch.nn.functional.cross_entropy(logits.flatten(0, 1), speaker.flatten()).backward()
+    plain = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    torch.testing.assert_close(with_adversary["speaker_head.weight"], plain["speaker_head.weight"])
+    visemes = "audio_projection.weight"
+    assert plain[visemes].abs().max() > 0
+    assert without[visemes].abs().max() < 1e-9
+    torch.testing.assert_close(with_adversary[visemes], -0.5 * plain[visemes])
+    assert torch.equal(with_adversary["deformation_basis.weight"], without["deformation_basis.weight"])

@@ -66,10 +66,28 @@ DEFAULTS = {
     # style-agnostic viseme features (cross-entropy, this weight); 0 = off and no head. It asks the
     # features to carry what was said rather than how a training voice sounds
     "weight_phone": 0.0,
+    # speaker adversary (domain-adversarial training, Ganin & Lempitsky 2015): a linear head guesses
+    # the training speaker from each frame's viseme features, and the reversed gradient, scaled by
+    # this weight, pushes the features to hide the voice; 0 = off and no head. Aimed at real voices,
+    # which the decoder otherwise reads through the 22 synthetic ones it knows
+    "weight_speaker_adversary": 0.0,
     # long audio is decoded in windows (frames at the motion rate) that overlap and cross-fade
     "window_frames": 600,
     "overlap_frames": 60,
 }
+
+
+class ReverseGradient(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by -scale (the speaker adversary's reversal)."""
+
+    @staticmethod
+    def forward(ctx, inputs: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return inputs.view_as(inputs)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
 
 
 def sinusoidal_encoding(n_frames: int, dim: int, device: torch.device) -> torch.Tensor:
@@ -95,7 +113,7 @@ class ImitatorModel(nn.Module):
     style_parameters = ("style_embedding.weight",)
     emotion_control = False
     # training-only weights: a fine-tune may add them (they start fresh) or drop them
-    optional_parameters = ("phone_head.",)
+    optional_parameters = ("phone_head.", "speaker_head.")
 
     def __init__(self, config: dict):
         super().__init__()
@@ -125,6 +143,8 @@ class ImitatorModel(nn.Module):
         nn.init.zeros_(self.deformation_basis.bias)
         if float(cfg["weight_phone"]) > 0:
             self.phone_head = nn.Linear(d, len(PHONE_CLASSES))
+        if float(cfg["weight_speaker_adversary"]) > 0:
+            self.speaker_head = nn.Linear(d, len(self.styles))
 
     # ---- pieces -------------------------------------------------------------------------------
     def style_vector(self, style: str | None, device: torch.device) -> torch.Tensor:
@@ -213,6 +233,15 @@ class ImitatorModel(nn.Module):
             loss_phone = nn.functional.cross_entropy(logits.flatten(0, 1), phones.flatten(), ignore_index=IGNORED)
             loss = loss + float(cfg["weight_phone"]) * loss_phone
             parts["phone"] = loss_phone.item()
+        if hasattr(self, "speaker_head"):
+            hidden = ReverseGradient.apply(visemes, float(cfg["weight_speaker_adversary"]))
+            logits = self.speaker_head(hidden)
+            speaker = batch["style"].argmax(-1, keepdim=True).expand(-1, logits.shape[1])
+            # the head minimises this; the reversal makes the viseme features maximise it
+            loss_speaker = nn.functional.cross_entropy(logits.flatten(0, 1), speaker.flatten())
+            loss = loss + loss_speaker
+            parts["speaker"] = loss_speaker.item()
+            parts["speaker_acc"] = (logits.argmax(-1) == speaker).float().mean().item()
         return loss, parts
 
     # ---- product path ------------------------------------------------------------------------
