@@ -22,15 +22,6 @@ import numpy as np
 from bench_inference import SHARED, real_speech
 
 
-def accelerators() -> list[str]:
-    import torch
-
-    found = ["cuda"] if torch.cuda.is_available() else []
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        found.append("mps")
-    return found
-
-
 def synchronize(device: str) -> None:
     import torch
 
@@ -63,6 +54,7 @@ def main() -> int:
 
     import torch
 
+    from core.device import accelerators
     from core.flame import load_flame_mesh
 
     parser = argparse.ArgumentParser()

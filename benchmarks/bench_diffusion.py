@@ -7,7 +7,7 @@ Prints, for each take (seeds 0..takes-1) and for the default model: LVE, MVE and
 closure rate on the test clips, and whether the take's LVE and closure are within 20% of the
 default's (issue 7); diversity as the mean pairwise distance between takes of the same audio (all
 vertices and lip vertices, mm; METHODS.md); sampling time for 60 s of speech at the model's step
-count on the CPU, and on the GPU when there is one.
+count on the CPU, and on the GPU (CUDA or MPS) when there is one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_devices import synchronize  # noqa: E402
 from core.audio import load_audio  # noqa: E402
+from core.device import accelerators  # noqa: E402
 from core.corpus.articulation import FaceRig  # noqa: E402
 from core.data import load_clips  # noqa: E402
 from core.evaluate import closure_rate, lip_events, load_masks, lve  # noqa: E402
@@ -100,17 +102,14 @@ def main() -> int:
     speech = [load_audio(p) for p in sorted(glob.glob(os.path.join(SHARED_FLAME, "..", "audio", "librivox", "*.wav")))]
     audio = np.concatenate(speech * 20)[: 16000 * 60]
     template = clips[0].template
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for device in devices:
+    for device in ["cpu"] + accelerators():
         net = load_model(args.model, device=device)
         net.config["guidance"] = model.config["guidance"]
         net.predict(audio[: 16000 * 5], template, Conditioning(seed=0))  # warm up
-        if device == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         started = time.perf_counter()
         prediction = net.predict(audio, template, Conditioning(seed=1))
-        if device == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         print(f"{device}: 60 s of speech sampled in {time.perf_counter() - started:.2f} s "
               f"({net.config.get('sampling_steps')} steps, {torch.get_num_threads()} threads)")
         if device == "cpu":

@@ -7,20 +7,27 @@ from .errors import ModelError
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
-def pick_device(preference: str = "auto") -> str:
-    """A torch device string for `preference` (auto, cpu, cuda, mps); clear error if it is absent."""
+def accelerators() -> list[str]:
+    """The GPUs this PyTorch can use here, best first: 'cuda' (NVIDIA), 'mps' (Apple)."""
     import torch
 
+    found = ["cuda"] if torch.cuda.is_available() else []
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def pick_device(preference: str = "auto") -> str:
+    """A torch device string for `preference` (auto, cpu, cuda, mps); clear error if it is absent."""
     preference = (preference or "auto").lower()
     if preference not in DEVICE_CHOICES:
         raise ModelError(f"Unknown compute device '{preference}'; use one of {', '.join(DEVICE_CHOICES)}.")
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    available = accelerators()
     if preference == "auto":
-        preference = "cuda" if cuda else "mps" if mps else "cpu"
-    if preference == "cuda" and not cuda:
+        preference = available[0] if available else "cpu"
+    if preference == "cuda" and "cuda" not in available:
         raise ModelError("CUDA was asked for but this PyTorch has no usable NVIDIA GPU; choose 'auto' or 'cpu'.")
-    if preference == "mps" and not mps:
+    if preference == "mps" and "mps" not in available:
         raise ModelError("Apple MPS was asked for but is not available here; choose 'auto' or 'cpu'.")
     use_full_float32(preference)
     return preference

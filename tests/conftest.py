@@ -29,11 +29,9 @@ def shared_path(relative: str) -> Path:
 
 def accelerator_or_skip(device: str) -> None:
     """Skip, saying so, where this machine has no `device` ('cuda' or 'mps')."""
-    import torch
+    from core.device import accelerators
 
-    available = torch.cuda.is_available() if device == "cuda" else (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())
-    if not available:
+    if device not in accelerators():
         pytest.skip(f"no {device} device on this machine")
 
 
