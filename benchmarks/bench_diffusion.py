@@ -26,9 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_devices import synchronize  # noqa: E402
 from core.audio import load_audio  # noqa: E402
-from core.device import accelerators  # noqa: E402
 from core.corpus.articulation import FaceRig  # noqa: E402
 from core.data import load_clips  # noqa: E402
+from core.device import accelerators  # noqa: E402
 from core.evaluate import closure_rate, lip_events, load_masks, lve  # noqa: E402
 from core.flame import SHARED_FLAME, load_flame_mesh  # noqa: E402
 from core.models import Conditioning, load_model  # noqa: E402

