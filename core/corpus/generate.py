@@ -29,7 +29,10 @@ from .articulation import (FPS, J_JAW, J_RAISE, J_ROUND, J_SPREAD, FaceRig, Spea
                            soften_jaw, viseme_curves)
 from .augment import KINDS, augment_clip
 from .emotion import PROFILES, articulation_bias, emotional_style, expression_curves
-from .speech import HELD_OUT_VOICES, INSTALL_HINT, available_voices, require_tools, synthesise
+from .speech import HELD_OUT_VOICES, INSTALL_HINT, available_voices, require_tools, synthesise, synthesiser_of
+
+
+SYNTHESISER_NAMES = {"festival": "festival", "espeak": "espeak-ng", "piper": "piper"}  # as clip metadata records them
 
 
 @dataclass
@@ -43,18 +46,30 @@ class Speaker:
     style: SpeakingStyle
 
 
-def plan_speakers(n_speakers: int, seed: int, heads: list[str], voices: list[str]) -> list[Speaker]:
+def plan_speakers(n_speakers: int, seed: int, heads: list[str], voices: list[str],
+                  balance_synthesisers: bool = False) -> list[Speaker]:
+    """Speakers with their split, head, voice, rate, pitch and style. Training speakers cycle through
+    the training voices; with `balance_synthesisers` they cycle through the synthesisers first, so
+    one with a single voice (Piper's) speaks for as many speakers as espeak-ng's fourteen together."""
     rng = np.random.default_rng([seed, 0])
     n_test = max(1, round(n_speakers / 6))
     n_val = max(1, round(n_speakers / 6)) if n_speakers >= 3 else 0
     train_voices = [v for v in voices if v not in HELD_OUT_VOICES] or voices
     heldout = [v for v in voices if v in HELD_OUT_VOICES] or voices
+    engines = list(dict.fromkeys(synthesiser_of(v) for v in train_voices))
     speakers = []
     for i in range(n_speakers):
         split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-        pool = heldout if split != "train" else train_voices
+        if split != "train":
+            voice = heldout[i % len(heldout)]
+        elif balance_synthesisers:
+            j = i - n_test - n_val
+            own = [v for v in train_voices if synthesiser_of(v) == engines[j % len(engines)]]
+            voice = own[(j // len(engines)) % len(own)]
+        else:
+            voice = train_voices[i % len(train_voices)]
         speakers.append(Speaker(
-            name=f"SYN{i + 1:02d}", split=split, base_head=heads[i % len(heads)], voice=pool[i % len(pool)],
+            name=f"SYN{i + 1:02d}", split=split, base_head=heads[i % len(heads)], voice=voice,
             stretch=float(rng.uniform(0.85, 1.2)), pitch_cents=float(rng.uniform(-350, 350)),
             style=SpeakingStyle.random(rng),
         ))
@@ -159,9 +174,10 @@ def _make_clip(out: str, plan: ClipPlan, template: np.ndarray, triangles: np.nda
     stem = f"{speaker.name}_sentence{plan.sentence_id:02d}"
     meta = {
         "subject": speaker.name, "sentence": plan.sentence_id, "text": plan.text, "fps": FPS,
-        "voice": {"synthesiser": "espeak-ng" if speaker.voice.startswith("espeak:") else "festival",
+        "voice": {"synthesiser": SYNTHESISER_NAMES[synthesiser_of(speaker.voice)],
                   "name": speaker.voice, "stretch": stretch, "pitch_cents": pitch, "volume": volume,
-                  "timing": "pocketsphinx alignment" if speaker.voice.startswith("espeak:") else "synthesiser"},
+                  # festival says when each phone is spoken; the others' times are forced alignments
+                  "timing": "synthesiser" if synthesiser_of(speaker.voice) == "festival" else "pocketsphinx alignment"},
         "emotion": plan.emotion, "intensity": plan.intensity, "style": speaker.style.as_dict(),
         "base_head": os.path.basename(speaker.base_head),
     }
@@ -182,7 +198,8 @@ def _make_clip(out: str, plan: ClipPlan, template: np.ndarray, triangles: np.nda
 def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, heads: list[str],
                     eyelids: np.ndarray | None = None, workers: int = 2, progress=print,
                     synthesisers: tuple[str, ...] = ("festival", "espeak"), emotional_share: float = 0.5,
-                    augment_copies: int = 0, augment_kinds: tuple[str, ...] = KINDS) -> dict:
+                    augment_copies: int = 0, augment_kinds: tuple[str, ...] = KINDS,
+                    balance_synthesisers: bool = False) -> dict:
     """Generate the corpus into `out`; returns the split dict."""
     from ..mesh_io import read_mesh
     from .sentences import SentenceGenerator
@@ -203,7 +220,7 @@ def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, head
             neutral.append(head)
     if not neutral:
         raise RuntimeError("None of the heads has a closed neutral mouth; pass --heads with neutral FLAME heads.")
-    speakers = plan_speakers(n_speakers, seed, neutral, voices)
+    speakers = plan_speakers(n_speakers, seed, neutral, voices, balance_synthesisers)
     texts = SentenceGenerator(seed).sentences(n_sentences)
     templates = {}
     jobs = []

