@@ -139,6 +139,12 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     from .corpus.speech import PIPER_HINT, SYNTHESISERS, piper_models
     from .errors import OutputError
 
+    # the arguments first: a typo is reported before any file is looked at
+    synthesisers = tuple(v.strip() for v in args.voices.split(",") if v.strip())
+    if not synthesisers or set(synthesisers) - set(SYNTHESISERS):
+        raise OutputError(f"--voices takes {', '.join(SYNTHESISERS)}, comma-separated, not '{args.voices}'.")
+    if "piper" in synthesisers and not piper_models():
+        raise OutputError(f"--voices asks for piper, but no Piper voice is installed: {PIPER_HINT}")
     heads = args.heads or sorted(p for p in glob.glob(os.path.join(SHARED_FLAME, "*.ply")))
     if not heads:
         raise OutputError(f"No FLAME heads found in {SHARED_FLAME}; pass --heads HEAD.ply ...")
@@ -148,11 +154,6 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.out} already holds a corpus; choose a new --out folder, or --resume an interrupted run.")
     if not 0.0 <= args.emotional_share <= 1.0:
         raise OutputError("--emotional-share is a share: give a value from 0 to 1.")
-    synthesisers = tuple(v.strip() for v in args.voices.split(",") if v.strip())
-    if not synthesisers or set(synthesisers) - set(SYNTHESISERS):
-        raise OutputError(f"--voices takes {', '.join(SYNTHESISERS)}, comma-separated, not '{args.voices}'.")
-    if "piper" in synthesisers and not piper_models():
-        raise OutputError(f"--voices asks for piper, but no Piper voice is installed: {PIPER_HINT}")
     try:
         splits = generate_corpus(args.out, args.speakers, args.sentences, args.seed, heads, eyelids, args.workers,
                                  progress=lambda m: print(m, file=sys.stderr, flush=True), synthesisers=synthesisers,
