@@ -74,10 +74,9 @@ def mean_training_style(data: str) -> dict | None:
 def style_alone(data: str, clip, mean_style: dict, rigs: dict, seed: int) -> np.ndarray | None:
     """(T, V) distance between the clip's ground truth and the same clip spoken in the mean style
     (same phones, same blinks); None where the clip cannot be rebuilt from its metadata."""
-    import glob
-
     from core.corpus.articulation import FaceRig
     from core.corpus.generate import motion_from_meta
+    from core.flame import summed_eyelids
     from core.train import flame_triangles
 
     path = os.path.join(data, "meta", f"{clip.subject}_{clip.sentence}.json")
@@ -85,9 +84,8 @@ def style_alone(data: str, clip, mean_style: dict, rigs: dict, seed: int) -> np.
         return None
     with open(path, encoding="utf-8") as handle:
         meta = json.load(handle)
-    if clip.subject not in rigs:  # the generator's rig: the FLAME eyelid shapes make the blinks
-        eyelids = sum(np.load(p).astype(np.float32) for p in sorted(glob.glob(os.path.join(SHARED_FLAME, "*_eyelid.npy"))))
-        rigs[clip.subject] = FaceRig(clip.template, flame_triangles(), eyelids)
+    if clip.subject not in rigs:  # the generator's rig, with the eyelid fields the corpus command blinks with
+        rigs[clip.subject] = FaceRig(clip.template, flame_triangles(), summed_eyelids())
     truth = clip.vertices()
     own = motion_from_meta(rigs[clip.subject], meta, len(truth), seed)
     # the metadata's rounded phone times move a closure now and then (a clip's mean moves under

@@ -10,7 +10,7 @@ import os
 import sys
 
 from .errors import TalkingHeadError
-from .flame import SHARED_FLAME
+from .flame import SHARED_FLAME, summed_eyelids
 from .models.base import EMOTIONS, FROM_AUDIO
 
 
@@ -133,8 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_corpus(args: argparse.Namespace) -> int:
     import glob
 
-    import numpy as np
-
     from .corpus.generate import generate_corpus
     from .corpus.speech import PIPER_HINT, SYNTHESISERS, piper_models
     from .errors import OutputError
@@ -148,8 +146,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     heads = args.heads or sorted(p for p in glob.glob(os.path.join(SHARED_FLAME, "*.ply")))
     if not heads:
         raise OutputError(f"No FLAME heads found in {SHARED_FLAME}; pass --heads HEAD.ply ...")
-    eyelid_files = args.eyelids if args.eyelids is not None else sorted(glob.glob(os.path.join(SHARED_FLAME, "*_eyelid.npy")))
-    eyelids = sum(np.load(p).astype(np.float32) for p in eyelid_files) if eyelid_files else None
+    eyelids = summed_eyelids(args.eyelids)
     if os.path.exists(os.path.join(args.out, "templates.pkl")) and not args.resume:
         raise OutputError(f"{args.out} already holds a corpus; choose a new --out folder, or --resume an interrupted run.")
     if not 0.0 <= args.emotional_share <= 1.0:

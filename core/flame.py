@@ -62,6 +62,15 @@ def load_flame_mesh(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     return verts, triangles
 
 
+def summed_eyelids(paths: list[str] | None = None) -> np.ndarray | None:
+    """(5023, 3) float32: the eyelid-closing offset fields of `paths` (.npy) summed, as the corpus
+    rig blinks with them; by default ../shared/flame/*_eyelid.npy. None where there are none."""
+    import glob
+
+    files = paths if paths is not None else sorted(glob.glob(os.path.join(SHARED_FLAME, "*_eyelid.npy")))
+    return sum(np.load(p).astype(np.float32) for p in files) if files else None
+
+
 def load_template(path: str) -> np.ndarray:
     """A FLAME-topology neutral head (5023, 3) float32 from .ply, .obj or .npy, checked."""
     return load_flame_mesh(path)[0]

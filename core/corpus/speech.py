@@ -13,6 +13,7 @@ Voices are named "kal", "ked", "slt" (festival), "espeak:<voice>+<variant>" or "
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -80,9 +81,11 @@ def synthesiser_of(voice: str) -> str:
     return voice.split(":", 1)[0] if ":" in voice else "festival"
 
 
+@functools.lru_cache(maxsize=1)
 def piper_models() -> dict[str, str]:
     """Installed Piper voices, model name -> .onnx path: every installed package whose name ends in
-    `-piper-voice` and that holds a model (the layout of the voice packages on PyPI)."""
+    `-piper-voice` and that holds a model (the layout of the voice packages on PyPI). Read once
+    per process: every clip asks, and the installed packages do not change during a run."""
     import importlib.metadata
     import importlib.util
 
@@ -142,12 +145,13 @@ def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, 
 
     with tempfile.TemporaryDirectory(prefix="th_tts_") as tmp:
         raw, shifted = os.path.join(tmp, "raw.wav"), os.path.join(tmp, "shifted.wav")
-        if voice.startswith("espeak:"):
+        synthesiser = synthesiser_of(voice)
+        if synthesiser == "espeak":
             # espeak's rate is words per minute (175 by default); the stretch lengthens durations
             subprocess.run(["espeak-ng", "-v", voice.split(":", 1)[1], "-s", str(int(round(175 / stretch))),
                             "-w", raw, text], check=True, capture_output=True, timeout=60)
             phones = None
-        elif voice.startswith("piper:"):
+        elif synthesiser == "piper":
             _piper(text, voice.split(":", 1)[1], stretch, raw, seed=zlib.crc32(f"{voice}|{text}|{stretch:.4f}".encode()))
             phones = None
         else:
