@@ -263,3 +263,21 @@ def test_the_speaker_adversary_teaches_its_head_and_reverses_the_gradient_into_t
     assert without[visemes].abs().max() < 1e-9
     torch.testing.assert_close(with_adversary[visemes], -0.5 * plain[visemes])
     assert torch.equal(with_adversary["deformation_basis.weight"], without["deformation_basis.weight"])
+
+
+def test_dropout_acts_only_while_training_and_predictions_stay_deterministic(speech, flame_mesh):
+    """Off by default. On, two training-mode passes over the same features differ (features and
+    transformer units are dropped), while eval-mode passes, and so predictions, do not."""
+    assert make_tiny_model().config["dropout"] == 0.0
+    model = make_tiny_model(dropout=0.3)
+    features = torch.randn(1, 20, model.encoder.feature_dim, generator=torch.Generator().manual_seed(0))
+    style = torch.eye(2)[:1]
+    model.train()
+    assert not torch.equal(model(features, style), model(features, style))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(features, style), model(features, style), rtol=0, atol=0)
+    model.train()  # left in training mode, as after a training step: predict must still not drop
+    first = model.predict(speech, flame_mesh[0], Conditioning()).vertex_offsets()
+    second = model.predict(speech, flame_mesh[0], Conditioning()).vertex_offsets()
+    np.testing.assert_array_equal(first, second)

@@ -71,6 +71,9 @@ DEFAULTS = {
     # this weight, pushes the features to hide the voice; 0 = off and no head. Aimed at real voices,
     # which the decoder otherwise reads through the 22 synthetic ones it knows
     "weight_speaker_adversary": 0.0,
+    # dropout while training, on the projected audio features and inside the viseme transformer: a
+    # regulariser against reading the few synthetic voices' fine detail; 0 = off (inference never drops)
+    "dropout": 0.0,
     # long audio is decoded in windows (frames at the motion rate) that overlap and cross-fade
     "window_frames": 600,
     "overlap_frames": 60,
@@ -130,7 +133,9 @@ class ImitatorModel(nn.Module):
         self.audio_projection = nn.Linear(self.encoder.feature_dim, d)
         self.audio_context = nn.ModuleList(
             nn.Conv1d(d, d, kernel_size=5, padding=2) for _ in range(int(cfg["audio_conv_layers"])))
-        layer = nn.TransformerDecoderLayer(d, int(cfg["n_heads"]), int(cfg["ffn_dim"]), dropout=0.0, batch_first=True)
+        self.feature_dropout = nn.Dropout(float(cfg["dropout"]))
+        layer = nn.TransformerDecoderLayer(d, int(cfg["n_heads"]), int(cfg["ffn_dim"]), dropout=float(cfg["dropout"]),
+                                           batch_first=True)
         self.viseme_decoder = nn.TransformerDecoder(layer, int(cfg["n_layers"]))
         self.feedback = nn.Linear(d, d)  # autoregressive mode: previous viseme feature -> next input
         self.style_embedding = nn.Linear(len(self.styles), d, bias=False)
@@ -168,6 +173,7 @@ class ImitatorModel(nn.Module):
         memory = self.audio_projection(audio_features)
         for conv in self.audio_context:  # residual, so an untrained stack starts as the identity-ish path
             memory = memory + torch.nn.functional.gelu(conv(memory.transpose(1, 2))).transpose(1, 2)
+        memory = self.feature_dropout(memory)
         positions = sinusoidal_encoding(n_frames, memory.shape[-1], device)
         causal = nn.Transformer.generate_square_subsequent_mask(n_frames, device=device)
         align = alignment_mask(n_frames, int(self.config["align_lookback"]), int(self.config["align_lookahead"]), device)
