@@ -53,6 +53,10 @@ class TrainConfig:
     steps: int = 3000
     batch: int = 8
     crop_frames: int = 120
+    # join clips of the same speaker back to back until a crop fills crop_frames: training sentences
+    # (2-4 s) are shorter than the windows long audio is decoded in, so without joining the decoder
+    # never sees the context lengths and frame positions it meets at inference
+    join_clips: bool = False
     lr: float = 1e-3
     augment: float = 0.7  # probability that a clip's audio is augmented
     # log-mel only: also warp the mel axis (vocal tract length, +-12%) and mask frequency bands of an
@@ -166,6 +170,21 @@ class ClipStore:
         audio, offsets, contact = self._entry(index)
         return audio, offsets.astype(np.float32), contact
 
+    def get_joined(self, indices: list[int]):
+        """get() of clips played back to back (one clip: get() itself); each clip's audio is cut or
+        padded to its motion's length, so audio and motion stay in step across the joins."""
+        if len(indices) == 1:
+            return self.get(indices[0])
+        entries = [self.get(i) for i in indices]
+        audio = np.concatenate([_fit(a, int(round(len(o) / 30 * 16000))) for a, o, _ in entries])
+        return (audio, np.concatenate([o for _, o, _ in entries]), np.concatenate([c for _, _, c in entries]))
+
+    def joined_features(self, indices: list[int], variant: int) -> torch.Tensor:
+        return torch.cat([self.motion_rate_features(i, variant) for i in indices])
+
+    def joined_phone_labels(self, indices: list[int]) -> np.ndarray:
+        return np.concatenate([self.phone_labels(i) for i in indices])
+
     def n_frames(self, index: int) -> int:
         return len(self._entry(index)[2])
 
@@ -206,6 +225,22 @@ class ClipStore:
             self._phone_labels[index] = (frame_phone_labels(phones, n_frames, 30.0) if phones
                                          else np.full(n_frames, IGNORED))
         return self._phone_labels[index]
+
+
+def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
+    """`audio` cut or zero-padded to `samples`."""
+    return audio[:samples] if len(audio) >= samples else np.pad(audio, (0, samples - len(audio)))
+
+
+def joined_clips(index: int, frames: int, store: ClipStore, by_subject: dict[str, list[int]],
+                 rng: np.random.Generator) -> list[int]:
+    """`index` followed by random clips of the same speaker until together they last `frames`."""
+    same_speaker = by_subject[store.clips[index].subject]
+    chosen, total = [index], store.n_frames(index)
+    while total < frames:
+        chosen.append(int(same_speaker[int(rng.integers(len(same_speaker)))]))
+        total += store.n_frames(chosen[-1])
+    return chosen
 
 
 _TRIANGLES: list = []
@@ -413,20 +448,25 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     store = ClipStore(train_clips, cache)
     val_store = ClipStore(val_clips)
     masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in train_clips}
+    by_subject: dict[str, list[int]] = {}
+    for index, clip in enumerate(train_clips):
+        by_subject.setdefault(clip.subject, []).append(index)
     onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
     started, running = time.time(), []
     model.train()
     for step in range(start_step, config.steps):
         picks = rng.integers(len(train_clips), size=config.batch)
-        items = [store.get(int(i)) for i in picks]
+        parts = [joined_clips(int(i), config.crop_frames, store, by_subject, rng) if config.join_clips else [int(i)]
+                 for i in picks]
+        items = [store.get_joined(p) for p in parts]
         length = min(config.crop_frames, min(len(o) for _, o, _ in items))
         feats, targets, contacts, styles, lips, emotions, phones = [], [], [], [], [], [], []
-        for i, (audio, offsets, contact) in zip(picks, items):
+        for i, joined, (audio, offsets, contact) in zip(picks, parts, items):
             start = int(rng.integers(0, len(offsets) - length + 1))
             augmented = rng.random() < config.augment
             if cache is not None:
                 variant = int(rng.integers(1, cache.variants + 1)) if augmented and cache.variants else 0
-                feats.append(store.motion_rate_features(int(i), variant)[start:start + length].float())
+                feats.append(store.joined_features(joined, variant)[start:start + length].float())
             else:
                 segment = audio[int(start / 30 * 16000): int((start + length) / 30 * 16000)]
                 if augmented:
@@ -438,7 +478,7 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
             clip = train_clips[int(i)]
             targets.append(torch.from_numpy(offsets[start:start + length]))
             contacts.append(torch.from_numpy(contact[start:start + length]))
-            phones.append(torch.from_numpy(store.phone_labels(int(i))[start:start + length]))
+            phones.append(torch.from_numpy(store.joined_phone_labels(joined)[start:start + length]))
             styles.append(onehots[clip.subject])
             lips.append(masks[clip.subject])
             emotions.append(emotion_vector(clip.emotion, clip.intensity))
