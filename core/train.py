@@ -153,6 +153,7 @@ class ClipStore:
         self._feature_cache: dict[tuple[int, int], torch.Tensor] = {}
         self._phone_labels: dict[int, np.ndarray] = {}
         self._rigs: dict = {}
+        self._by_subject: dict[str, list[int]] = {}
 
     def rig(self, clip: Clip):
         """The articulation rig of the clip's subject: where its lips are and how to measure their gap."""
@@ -170,14 +171,28 @@ class ClipStore:
         audio, offsets, contact = self._entry(index)
         return audio, offsets.astype(np.float32), contact
 
-    def get_joined(self, indices: list[int]):
+    def get_joined(self, indices: list[int], with_audio: bool = True):
         """get() of clips played back to back (one clip: get() itself); each clip's audio is cut or
-        padded to its motion's length, so audio and motion stay in step across the joins."""
+        padded to its motion's length, so audio and motion stay in step across the joins.
+        with_audio=False leaves the audio out (None): training from cached features never reads it."""
         if len(indices) == 1:
             return self.get(indices[0])
         entries = [self.get(i) for i in indices]
-        audio = np.concatenate([_fit(a, int(round(len(o) / 30 * 16000))) for a, o, _ in entries])
+        audio = (np.concatenate([_fit(a, int(round(len(o) / 30 * 16000))) for a, o, _ in entries])
+                 if with_audio else None)
         return (audio, np.concatenate([o for _, o, _ in entries]), np.concatenate([c for _, _, c in entries]))
+
+    def joined_clips(self, index: int, frames: int, rng: np.random.Generator) -> list[int]:
+        """`index` followed by random clips of the same speaker until together they last `frames`."""
+        if not self._by_subject:
+            for i, clip in enumerate(self.clips):
+                self._by_subject.setdefault(clip.subject, []).append(i)
+        same_speaker = self._by_subject[self.clips[index].subject]
+        chosen, total = [index], self.n_frames(index)
+        while total < frames:
+            chosen.append(int(same_speaker[int(rng.integers(len(same_speaker)))]))
+            total += self.n_frames(chosen[-1])
+        return chosen
 
     def joined_features(self, indices: list[int], variant: int) -> torch.Tensor:
         return torch.cat([self.motion_rate_features(i, variant) for i in indices])
@@ -230,17 +245,6 @@ class ClipStore:
 def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
     """`audio` cut or zero-padded to `samples`."""
     return audio[:samples] if len(audio) >= samples else np.pad(audio, (0, samples - len(audio)))
-
-
-def joined_clips(index: int, frames: int, store: ClipStore, by_subject: dict[str, list[int]],
-                 rng: np.random.Generator) -> list[int]:
-    """`index` followed by random clips of the same speaker until together they last `frames`."""
-    same_speaker = by_subject[store.clips[index].subject]
-    chosen, total = [index], store.n_frames(index)
-    while total < frames:
-        chosen.append(int(same_speaker[int(rng.integers(len(same_speaker)))]))
-        total += store.n_frames(chosen[-1])
-    return chosen
 
 
 _TRIANGLES: list = []
@@ -448,17 +452,14 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     store = ClipStore(train_clips, cache)
     val_store = ClipStore(val_clips)
     masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in train_clips}
-    by_subject: dict[str, list[int]] = {}
-    for index, clip in enumerate(train_clips):
-        by_subject.setdefault(clip.subject, []).append(index)
     onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
     started, running = time.time(), []
     model.train()
     for step in range(start_step, config.steps):
         picks = rng.integers(len(train_clips), size=config.batch)
-        parts = [joined_clips(int(i), config.crop_frames, store, by_subject, rng) if config.join_clips else [int(i)]
+        parts = [store.joined_clips(int(i), config.crop_frames, rng) if config.join_clips else [int(i)]
                  for i in picks]
-        items = [store.get_joined(p) for p in parts]
+        items = [store.get_joined(p, with_audio=cache is None) for p in parts]
         length = min(config.crop_frames, min(len(o) for _, o, _ in items))
         feats, targets, contacts, styles, lips, emotions, phones = [], [], [], [], [], [], []
         for i, joined, (audio, offsets, contact) in zip(picks, parts, items):

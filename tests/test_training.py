@@ -463,17 +463,14 @@ def test_weight_average_follows_the_trained_weights_and_is_what_a_run_saves(tiny
 
 def test_joined_clips_fill_a_crop_with_one_speaker_and_keep_audio_and_motion_in_step(tiny_corpus, tmp_path):  # noqa: F811
     from core.data import load_clips
-    from core.train import ClipStore, TrainConfig, joined_clips, train
+    from core.train import ClipStore, TrainConfig, train
 
     clips = load_clips(str(tiny_corpus), "train")
     store = ClipStore(clips)
-    by_subject: dict[str, list[int]] = {}
-    for index, clip in enumerate(clips):
-        by_subject.setdefault(clip.subject, []).append(index)
     longest = max(store.n_frames(i) for i in range(len(clips)))
     rng = np.random.default_rng(0)
     for index in range(len(clips)):
-        parts = joined_clips(index, 2 * longest, store, by_subject, rng)
+        parts = store.joined_clips(index, 2 * longest, rng)
         assert parts[0] == index and len(parts) >= 2
         assert {clips[p].subject for p in parts} == {clips[index].subject}
         audio, offsets, contact = store.get_joined(parts)
@@ -485,7 +482,11 @@ def test_joined_clips_fill_a_crop_with_one_speaker_and_keep_audio_and_motion_in_
         np.testing.assert_array_equal(offsets[frames[0]:frames[0] + frames[1]], second[1])
         start = int(round(frames[0] / 30 * 16000))
         np.testing.assert_array_equal(audio[start:start + 1000], second[0][:1000])
-    assert joined_clips(0, 1, store, by_subject, rng) == [0]  # long enough alone: nothing joined
+        silent = store.get_joined(parts, with_audio=False)  # cached-feature training skips the audio
+        assert silent[0] is None
+        np.testing.assert_array_equal(silent[1], offsets)
+        np.testing.assert_array_equal(silent[2], contact)
+    assert store.joined_clips(0, 1, rng) == [0]  # long enough alone: nothing joined
 
     config = TrainConfig(steps=2, batch=2, crop_frames=2 * longest, validate_every=2, join_clips=True,
                          model={"d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16})
