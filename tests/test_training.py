@@ -493,3 +493,43 @@ def test_joined_clips_fill_a_crop_with_one_speaker_and_keep_audio_and_motion_in_
     lines = []
     train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
     assert json.loads((tmp_path / "run" / "model" / "training.json").read_text())["config"]["join_clips"] is True
+
+
+_HEAP_PROBE = """
+import sys, torch
+from core.train import reuse_large_host_buffers
+if sys.argv[1] == "raise":
+    assert reuse_large_host_buffers()
+batch = torch.empty(8 * 120 * 5023 * 3, dtype=torch.float32)  # one 4 s training batch's vertices, 58 MB
+address = batch.data_ptr()
+for line in open("/proc/self/maps"):
+    if line.rstrip().endswith("[heap]"):
+        low, high = (int(part, 16) for part in line.split()[0].split("-"))
+        print("heap" if low <= address < high else "mapping")
+"""
+
+
+def test_large_training_buffers_come_from_the_heap_after_raising_glibcs_mmap_threshold(monkeypatch):
+    import ctypes
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    from core.train import reuse_large_host_buffers
+
+    if not sys.platform.startswith("linux") or ctypes.util.find_library("c") is None:
+        pytest.skip("glibc's mallopt is Linux-only; elsewhere the allocator keeps its own behaviour")
+
+    def where(mode: str) -> str:  # a fresh interpreter: this one's heap is shaped by earlier tests
+        return subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True,
+                              check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+                              ).stdout.strip()
+
+    assert where("default") == "mapping"  # glibc maps it afresh: page faults on every training step
+    assert where("raise") == "heap"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert reuse_large_host_buffers() is False
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", lambda *_: (_ for _ in ()).throw(OSError("no libc")))
+    assert reuse_large_host_buffers() is False
