@@ -319,3 +319,35 @@ def test_asking_for_an_uninstalled_synthesiser_says_what_to_install(tmp_path, mo
     assert main(["corpus", "--out", str(tmp_path / "c"), "--voices", "festival,mbrola"]) != 0
     assert "festival, espeak, piper" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # nothing half-made
+
+
+def test_a_voice_the_aligner_cannot_follow_once_shifted_is_aligned_before_the_shift(monkeypatch):
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("needs espeak-ng and sox (.ci/run installs them)")
+    pytest.importorskip("pocketsphinx", reason="alignment uses pocketsphinx")
+    import core.align
+    from core.corpus.speech import synthesise
+
+    real = core.align.align_phones
+    heard = []
+
+    def picky(audio, text):  # the aligner fails on the shifted take at every rate, as it did at +470 cents
+        heard.append(audio)
+        if len(heard) <= 4:
+            raise core.align.AlignmentError("Failed to set up sub-word alignment")
+        return real(audio, text)
+
+    monkeypatch.setattr(core.align, "align_phones", picky)
+    audio, phones = synthesise("Maybe Bob bought a blue boat.", "espeak:en-us+m3", 1.0, 400.0)
+    monkeypatch.setattr(core.align, "align_phones", real)
+    shifted, aligned_after = synthesise("Maybe Bob bought a blue boat.", "espeak:en-us+m3", 1.0, 400.0)
+    np.testing.assert_array_equal(audio, shifted)  # the shifted take is kept, only its timing came first
+    assert len(heard) == 5 and not np.array_equal(heard[-1][:len(audio)], audio[:len(heard[-1])])
+    assert abs(len(heard[-1]) - len(audio)) < 0.02 * 16000  # the shift keeps timing
+
+    def bilabials(timed):
+        return [(p.phone, p.start) for p in timed if p.phone in ("P", "B", "M")]
+
+    assert len(bilabials(phones)) == len(bilabials(aligned_after)) == 7  # maybe, Bob, bought, blue, boat
+    for (phone, start), (phone_after, start_after) in zip(bilabials(phones), bilabials(aligned_after)):
+        assert phone == phone_after and abs(start - start_after) <= 0.05

@@ -130,19 +130,18 @@ def synthesise(text: str, voice: str, stretch: float = 1.0, pitch_cents: float =
     from ..align import AlignmentError
 
     # alignment of synthetic speech occasionally fails; the same sentence a little slower aligns
-    for attempt, slower in enumerate((1.0, 1.12, 1.25, 1.4)):
+    for slower in (1.0, 1.12, 1.25, 1.4):
         try:
             return _synthesise_once(text, voice, stretch * slower, pitch_cents, volume)
         except AlignmentError:
-            if attempt == 3:
-                raise
+            pass
+    # a voice shifted far up (a happy high speaker, +470 cents) can defeat the aligner at every rate;
+    # sox's pitch shift keeps timing, so the unshifted take's times hold for the shifted one
+    return _synthesise_once(text, voice, stretch, pitch_cents, volume, align_unshifted=True)
 
 
-def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, volume: float
-                     ) -> tuple[np.ndarray, list[Phone]]:
-    import librosa
-    import soundfile
-
+def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, volume: float,
+                     align_unshifted: bool = False) -> tuple[np.ndarray, list[Phone]]:
     with tempfile.TemporaryDirectory(prefix="th_tts_") as tmp:
         raw, shifted = os.path.join(tmp, "raw.wav"), os.path.join(tmp, "shifted.wav")
         synthesiser = synthesiser_of(voice)
@@ -157,14 +156,15 @@ def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, 
         else:
             phones = _festival(text, voice, stretch, raw, tmp)
         source = raw
+        if phones is None and align_unshifted:
+            from ..align import align_phones
+
+            phones = [Phone(p, start, end) for p, start, end in align_phones(_read_16k(raw), text)]
         if abs(pitch_cents) > 1:
             # -D: no dither, so the same seed gives the same audio
             subprocess.run(["sox", "-D", raw, shifted, "pitch", f"{pitch_cents:.0f}"], check=True, capture_output=True)
             source = shifted
-        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
-        samples = samples.mean(axis=1)
-        if rate != SAMPLE_RATE:
-            samples = librosa.resample(samples, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+        samples = _read_16k(source)
     peak = float(np.abs(samples).max()) or 1.0
     samples = (samples / peak * 0.8 * volume).astype(np.float32)
     if phones is None:
@@ -172,6 +172,18 @@ def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, 
 
         phones = [Phone(p, start, end) for p, start, end in align_phones(samples, text)]
     return samples, phones
+
+
+def _read_16k(path: str) -> np.ndarray:
+    """A synthesiser's wav file as mono float32 at 16 kHz."""
+    import librosa
+    import soundfile
+
+    samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    samples = samples.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    return samples
 
 
 def _piper(text: str, model: str, stretch: float, raw: str, seed: int) -> None:
