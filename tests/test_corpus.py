@@ -79,6 +79,27 @@ def test_sentences_cover_every_phoneme():
     counts = Counter(p for s in generator.sentences(40) for p in generator.phonemes(s))
     assert all(counts[p] >= 3 for p in PHONEMES), {p: counts[p] for p in PHONEMES if counts[p] < 3}
     assert SentenceGenerator(seed=5).sentences(5) == SentenceGenerator(seed=5).sentences(5)
+    # the default grammar is pinned: corpora made before the wide vocabulary keep their sentences
+    assert SentenceGenerator(seed=0).sentences(2) == ["Please move her foolish treasure on the balcony, Joan.",
+                                                      "Boyd and Judith found my warm orange before sunrise."]
+
+
+def test_wide_sentences_spread_over_a_larger_dictionary_vocabulary():
+    pytest.importorskip("pocketsphinx", reason="the CMU dictionary comes with pocketsphinx")
+    import re
+
+    from core.corpus.sentences import SentenceGenerator
+
+    def vocabulary(sentences):
+        return {w.lower() for s in sentences for w in re.findall(r"[A-Za-z']+", s)}
+
+    shared = SentenceGenerator(seed=0).sentences(40)
+    wide = SentenceGenerator(seed="0:wide", wide=True)
+    own = wide.sentences(200, set(shared))
+    assert not set(own) & set(shared) and len(set(own)) == 200
+    assert len(vocabulary(own)) >= 3 * len(vocabulary(shared))  # 84 words in the shared 40
+    assert vocabulary(own) <= set(wide.pron)  # espeak-ng clips are aligned with this dictionary
+    assert SentenceGenerator(seed="0:wide", wide=True).sentences(200, set(shared)) == own
 
 
 def test_rig_closes_lips_exactly_and_anticipates_rounding(flame_mesh):
@@ -319,6 +340,24 @@ def test_asking_for_an_uninstalled_synthesiser_says_what_to_install(tmp_path, mo
     assert main(["corpus", "--out", str(tmp_path / "c"), "--voices", "festival,mbrola"]) != 0
     assert "festival, espeak, piper" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # nothing half-made
+
+
+@needs_festival
+def test_distinct_sentences_give_training_speakers_their_own_and_leave_evaluation_clips_alone(tiny_corpus, tmp_path):
+    splits = make_corpus(tmp_path, speakers=3, sentences=4, seed=0, distinct_sentences=True)
+    info = json.loads((tmp_path / "splits.json").read_text())
+    shared = {str(k): info["sentences"][str(k)] for k in range(1, 5)}
+    assert shared == {k: v for k, v in json.loads((tiny_corpus / "splits.json").read_text())["sentences"].items()}
+    (trainee,) = splits["train"]
+    own = [json.loads((tmp_path / "meta" / f"{trainee}_sentence{k:02d}.json").read_text()) for k in range(5, 9)]
+    assert [m["text"] for m in own] == [info["sentences"][str(k)] for k in range(5, 9)]
+    assert not {m["text"] for m in own} & set(shared.values())
+    assert not list((tmp_path / "meta").glob(f"{trainee}_sentence0[1-4]*"))
+    for subject in splits["val"] + splits["test"]:  # evaluation clips are the shared corpus's, byte for byte
+        for k in range(1, 5):
+            for sub, ext in (("wav", "wav"), ("vertices_npy", "npy")):
+                name = f"{subject}_sentence{k:02d}.{ext}"
+                assert (tmp_path / sub / name).read_bytes() == (tiny_corpus / sub / name).read_bytes()
 
 
 def test_a_voice_the_aligner_cannot_follow_once_shifted_is_aligned_before_the_shift(monkeypatch):

@@ -199,8 +199,11 @@ def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, head
                     eyelids: np.ndarray | None = None, workers: int = 2, progress=print,
                     synthesisers: tuple[str, ...] = ("festival", "espeak"), emotional_share: float = 0.5,
                     augment_copies: int = 0, augment_kinds: tuple[str, ...] = KINDS,
-                    balance_synthesisers: bool = False) -> dict:
-    """Generate the corpus into `out`; returns the split dict."""
+                    balance_synthesisers: bool = False, distinct_sentences: bool = False) -> dict:
+    """Generate the corpus into `out`; returns the split dict. With `distinct_sentences` each training
+    speaker reads `n_sentences` sentences of its own from a wider vocabulary (ids after the shared
+    ones), while validation and test speakers read the shared list, so their clips are the same as
+    in a corpus without it."""
     from ..mesh_io import read_mesh
     from .sentences import SentenceGenerator
 
@@ -222,12 +225,22 @@ def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, head
         raise RuntimeError("None of the heads has a closed neutral mouth; pass --heads with neutral FLAME heads.")
     speakers = plan_speakers(n_speakers, seed, neutral, voices, balance_synthesisers)
     texts = SentenceGenerator(seed).sentences(n_sentences)
+    sentences = dict(enumerate(texts, 1))
+    readings = {sp.name: list(sentences) for sp in speakers}  # speaker -> the sentence ids it reads
+    if distinct_sentences:
+        trainees = [sp.name for sp in speakers if sp.split == "train"]
+        own = SentenceGenerator(f"{seed}:wide", wide=True).sentences(n_sentences * len(trainees), set(texts))
+        for j, name in enumerate(trainees):
+            ids = range(n_sentences * (j + 1) + 1, n_sentences * (j + 2) + 1)
+            sentences.update(zip(ids, own[j * n_sentences:(j + 1) * n_sentences]))
+            readings[name] = list(ids)
     templates = {}
     jobs = []
     for index, speaker in enumerate(speakers):
         rng = np.random.default_rng([seed, int(speaker.name[3:]), 10_000])
         templates[speaker.name] = random_identity(canonical_head(speaker.base_head, triangles), rng)
-        for k, text in enumerate(texts, 1):
+        for k in readings[speaker.name]:
+            text = sentences[k]
             emotion, intensity = plan_emotion(index, k, emotional_share, seed)
             copies = augment_copies if speaker.split == "train" else 0  # evaluation data stays clean
             plan = ClipPlan(speaker, k, text, emotion, intensity, copies, tuple(augment_kinds))
@@ -236,7 +249,7 @@ def generate_corpus(out: str, n_speakers: int, n_sentences: int, seed: int, head
         pickle.dump(templates, handle)
     splits = {s: [sp.name for sp in speakers if sp.split == s] for s in ("train", "val", "test")}
     with open(os.path.join(out, "splits.json"), "w", encoding="utf-8") as handle:
-        json.dump({**splits, "sentences": {str(k): t for k, t in enumerate(texts, 1)},
+        json.dump({**splits, "sentences": {str(k): t for k, t in sentences.items()},
                    "speakers": {sp.name: {"voice": sp.voice, "stretch": sp.stretch, "pitch_cents": sp.pitch_cents,
                                           "style": sp.style.as_dict(), "split": sp.split} for sp in speakers}},
                   handle, indent=1)
