@@ -153,7 +153,9 @@ class ClipStore:
         self._feature_cache: dict[tuple[int, int], torch.Tensor] = {}
         self._phone_labels: dict[int, np.ndarray] = {}
         self._rigs: dict = {}
-        self._by_subject: dict[str, list[int]] = {}
+        self._by_subject: dict[str, list[int]] = {}  # speaker -> indices of its clips, for joining
+        for index, clip in enumerate(clips):
+            self._by_subject.setdefault(clip.subject, []).append(index)
 
     def rig(self, clip: Clip):
         """The articulation rig of the clip's subject: where its lips are and how to measure their gap."""
@@ -174,7 +176,8 @@ class ClipStore:
     def get_joined(self, indices: list[int], with_audio: bool = True):
         """get() of clips played back to back (one clip: get() itself); each clip's audio is cut or
         padded to its motion's length, so audio and motion stay in step across the joins.
-        with_audio=False leaves the audio out (None): training from cached features never reads it."""
+        with_audio=False leaves the joined audio out (None; a single clip's comes as it is, at no
+        cost): training from cached features never reads it."""
         if len(indices) == 1:
             return self.get(indices[0])
         entries = [self.get(i) for i in indices]
@@ -184,9 +187,6 @@ class ClipStore:
 
     def joined_clips(self, index: int, frames: int, rng: np.random.Generator) -> list[int]:
         """`index` followed by random clips of the same speaker until together they last `frames`."""
-        if not self._by_subject:
-            for i, clip in enumerate(self.clips):
-                self._by_subject.setdefault(clip.subject, []).append(i)
         same_speaker = self._by_subject[self.clips[index].subject]
         chosen, total = [index], self.n_frames(index)
         while total < frames:

@@ -157,9 +157,7 @@ def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, 
             phones = _festival(text, voice, stretch, raw, tmp)
         source = raw
         if phones is None and align_unshifted:
-            from ..align import align_phones
-
-            phones = [Phone(p, start, end) for p, start, end in align_phones(_read_16k(raw), text)]
+            phones = _aligned(_read_16k(raw), text)
         if abs(pitch_cents) > 1:
             # -D: no dither, so the same seed gives the same audio
             subprocess.run(["sox", "-D", raw, shifted, "pitch", f"{pitch_cents:.0f}"], check=True, capture_output=True)
@@ -168,10 +166,15 @@ def _synthesise_once(text: str, voice: str, stretch: float, pitch_cents: float, 
     peak = float(np.abs(samples).max()) or 1.0
     samples = (samples / peak * 0.8 * volume).astype(np.float32)
     if phones is None:
-        from ..align import align_phones
-
-        phones = [Phone(p, start, end) for p, start, end in align_phones(samples, text)]
+        phones = _aligned(samples, text)
     return samples, phones
+
+
+def _aligned(samples: np.ndarray, text: str) -> list[Phone]:
+    """Phone times of `text` in 16 kHz `samples`, by pocketsphinx forced alignment."""
+    from ..align import align_phones
+
+    return [Phone(p, start, end) for p, start, end in align_phones(samples, text)]
 
 
 def _read_16k(path: str) -> np.ndarray:
