@@ -30,7 +30,14 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance", type=float, default=None,
                         help="for models that sample: how tightly the takes follow the audio, 1 (none) to 20; "
                              "higher gives tighter lip sync and less variety (default: the model's own)")
+    _add_lip_seal_option(parser)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+
+
+def _add_lip_seal_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lip-seal", type=float, default=None, metavar="STRENGTH",
+                        help="close the lips to contact at the /p b m/ the model hears, 0 (off) to 1 (fully); "
+                             "default: the model's own (the shipped default seals at 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="speaking style for every clip: a style the model was trained with, or a style file's "
                                "name or path (default: the model's default, the mean of its training styles)")
     evaluate.add_argument("--styles-dir", action="append", default=[], help="folder of style files (repeatable)")
+    _add_lip_seal_option(evaluate)
     evaluate.add_argument("--only-emotion", default=None, choices=EMOTIONS,
                           help="evaluate only the clips with this emotion (models with emotion control are told "
                                "each clip's emotion and intensity; neutral compares them with models without)")
@@ -191,7 +199,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     template, triangles = load_flame_mesh(args.template)
     audio = load_audio(args.audio)
     conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed,
-                                guidance=args.guidance).validate()
+                                guidance=args.guidance, lip_seal=args.lip_seal).validate()
     model = load_model(args.model, device=pick_device(args.device))
     resolve_style(conditioning, model, args.styles_dir)
     motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)

@@ -11,6 +11,11 @@ within 60 ms of the consonant. Tongue-stop closure rate: the same at /t d k g n 
 bilabial, where lips should stay apart: a model that closes the lips at every stop scores a high
 closure rate and a high tongue-stop rate, so the pair says whether closure is specific to /p b m/.
 Open-vowel gap: mean of the largest gap during each open vowel.
+
+Seal rate (the stricter measure, core.lips): share of /p b m/ where the smallest 3D distance
+between the upper and lower lip edges near the midline comes back within 0.5 mm of the
+template's within 60 ms of the consonant; the vertical-gap closure rate above passes lips still
+1.5-2.4 mm apart. Reported with its tongue-stop twin and the opening over rest at open vowels.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import numpy as np
 
 from .corpus.articulation import BILABIALS, OPEN_VOWELS, FaceRig
+from .lips import LipContact, seal_rate
 from .phones import phone_name
 
 CLOSED_MM = 1.0
@@ -105,13 +111,16 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
     from .data import load_clips
     from .audio import load_audio
     from .models import Conditioning
+    from .pipeline import predict_motion
 
     masks = load_masks(masks_path)
     lips = masks["lips"]
     upper = np.union1d(masks["forehead"], masks["eye_region"])
     lve_frames, mve, fdds, bilabial_gaps, openings = [], [], [], [], []
     truth_gaps, tongue_gaps, truth_tongue_gaps = [], [], []
+    seal = SealTally()
     rigs: dict[str, FaceRig] = {}
+    contacts: dict[str, LipContact] = {}
     for clip in load_clips(data, split):
         if emotion is not None and clip.emotion != emotion:
             continue
@@ -121,7 +130,7 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         told = conditioning or Conditioning()
         if model.emotion_control:
             told = dataclasses.replace(told, emotion=clip.emotion, intensity=clip.intensity)
-        pred = clip.template + model.predict(audio, clip.template, told).vertex_offsets()
+        pred = clip.template + predict_motion(model, audio, clip.template, triangles, told).vertex_offsets()
         n = min(len(pred), len(truth))
         pred, truth = pred[:n], truth[:n]
         lve_frames.append(lve(pred, truth, lips))
@@ -137,6 +146,8 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
             truth_gap = rig.lip_gap(truth) * 1000
             truth_gaps += lip_events(truth_gap, clip.phones)[0]
             truth_tongue_gaps += tongue_stop_gaps(truth_gap, clip.phones)
+            contact = contacts.setdefault(clip.subject, LipContact(clip.template, triangles, rig.sides))
+            seal.add(contact.excess_mm(pred), clip.phones, truth=contact.excess_mm(truth))
     return {
         "clips": len(mve),
         "LVE_x1e-5": float(np.mean(np.concatenate(lve_frames)) * 1e5),
@@ -147,7 +158,40 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         "closure_rate_tongue_stops": closure_rate(tongue_gaps),
         "closure_rate_tongue_stops_ground_truth": closure_rate(truth_tongue_gaps),
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
+        **seal.summary(),
     }
+
+
+class SealTally:
+    """Seal events over clips: the smallest edge gap over rest (core.lips) near each bilabial and
+    tongue stop, and the largest during each open vowel, for a prediction and its ground truth."""
+
+    def __init__(self):
+        self.bilabials, self.tongue_stops, self.openings = [], [], []
+        self.truth_bilabials, self.truth_tongue_stops = [], []
+
+    def add(self, excess_mm: np.ndarray, phones, truth: np.ndarray | None = None) -> list[float]:
+        """Tally one clip's (T,) excess gap; returns its bilabial events."""
+        bilabials, openings = lip_events(excess_mm, phones)
+        self.bilabials += bilabials
+        self.openings += openings
+        self.tongue_stops += tongue_stop_gaps(excess_mm, phones)
+        if truth is not None:
+            self.truth_bilabials += lip_events(truth, phones)[0]
+            self.truth_tongue_stops += tongue_stop_gaps(truth, phones)
+        return bilabials
+
+    def summary(self) -> dict:
+        out = {
+            "seal_rate": seal_rate(self.bilabials),
+            "seal_rate_tongue_stops": seal_rate(self.tongue_stops),
+            "bilabial_seal_gap_median_mm": float(np.median(self.bilabials)) if self.bilabials else None,
+            "open_vowel_over_rest_mm": float(np.mean(self.openings)) if self.openings else None,
+        }
+        if self.truth_bilabials:
+            out["seal_rate_ground_truth"] = seal_rate(self.truth_bilabials)
+            out["seal_rate_tongue_stops_ground_truth"] = seal_rate(self.truth_tongue_stops)
+        return out
 
 
 def read_phone_alignment(path: str) -> list[tuple[str, float, float]]:
@@ -184,8 +228,11 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
     vowels? Clips with neither an alignment nor a transcript are listed as skipped."""
     from .audio import load_audio
     from .models import Conditioning
+    from .pipeline import predict_motion
 
     rig = FaceRig(template, triangles)
+    contact = LipContact(template, triangles, rig.sides)
+    seal = SealTally()
     openings, bilabial_gaps, tongue_gaps, per_clip, skipped = [], [], [], {}, []
     for folder in [folders] if isinstance(folders, str) else folders:
         for wav in sorted(glob.glob(os.path.join(folder, "*.wav"))):
@@ -195,12 +242,14 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
             if phones is None:
                 skipped.append(name)
                 continue
-            gap = rig.lip_gap(template + model.predict(audio, template, conditioning or Conditioning()).vertex_offsets()) * 1000
+            vertices = template + predict_motion(model, audio, template, triangles, conditioning or Conditioning()).vertex_offsets()
+            gap = rig.lip_gap(vertices) * 1000
             gaps, opened = lip_events(gap, phones)
             bilabial_gaps += gaps
             openings += opened
             tongue_gaps += tongue_stop_gaps(gap, phones)
-            per_clip[name] = {"bilabials": len(gaps), "closure_rate": closure_rate(gaps),
+            seals = seal.add(contact.excess_mm(vertices), phones)
+            per_clip[name] = {"bilabials": len(gaps), "closure_rate": closure_rate(gaps), "seal_rate": seal_rate(seals),
                               "open_vowel_gap_mm": float(np.mean(opened)) if opened else None}
     return {
         "clips": len(per_clip),
@@ -210,6 +259,7 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
         "tongue_stops": len(tongue_gaps),
         "closure_rate_tongue_stops": closure_rate(tongue_gaps),
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
+        **seal.summary(),
         "skipped (no alignment or transcript)": ", ".join(skipped) or "none",
         "per_clip": per_clip,
     }
@@ -227,7 +277,7 @@ def main_evaluate(args) -> int:
     from .styles import resolve_style
 
     # a training style of the model or a style file, as on the other command lines
-    conditioning = resolve_style(Conditioning(style=args.style), model, args.styles_dir)
+    conditioning = resolve_style(Conditioning(style=args.style, lip_seal=args.lip_seal).validate(), model, args.styles_dir)
     template, triangles = load_flame_mesh(args.template)
     results = {}
     if args.data:

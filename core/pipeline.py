@@ -15,8 +15,9 @@ from .basis import pca_basis, reconstruct
 from .errors import ModelError
 from .flame import check_topology
 from .head_frame import IDENTITY_FRAME, estimate_head_frame
-from .models import samples_takes
-from .models.base import CancelCheck, Conditioning, MotionModel, ProgressCallback
+from .models import hears_phones, samples_takes
+from .models.base import CancelCheck, Conditioning, MotionModel, MotionPrediction, ProgressCallback
+from .phones import PHONE_CLASSES
 from .timing import frame_count, resample_frames
 
 MAX_TAKES = 16  # more takes than an animator can audition only costs time
@@ -65,7 +66,8 @@ def animate(
     frame = estimate_head_frame(template, triangles) if triangles is not None else IDENTITY_FRAME
     duration = len(audio) / SAMPLE_RATE
 
-    prediction = model.predict(audio, frame.points_to_canonical(template), conditioning.validate(), progress, should_cancel)
+    prediction = predict_motion(model, audio, frame.points_to_canonical(template), triangles, conditioning.validate(),
+                                progress, should_cancel)
     if prediction.basis is not None:
         mean, basis, coefficients = prediction.mean, prediction.basis, prediction.coefficients
     else:
@@ -84,6 +86,54 @@ def animate(
         coefficients=resample_frames(coefficients, prediction.fps, fps, duration).astype(np.float32),
         info={**prediction.info, "frames": frame_count(duration, fps), "head_scale": frame.scale},
     )
+
+
+BILABIAL_CLASSES = [PHONE_CLASSES.index(p) for p in ("P", "B", "M")]
+
+
+def lip_seal_strength(model_config: dict, conditioning: Conditioning, can_seal: bool = True,
+                      model_name: str = "") -> float:
+    """The seal strength to apply: the animator's, else the model's own ("lip_seal" in its config);
+    an asked-for seal the model cannot give (no phonetic head, or a template without triangles) is
+    refused before any work, a model's own default is then just left off."""
+    asked = conditioning.lip_seal
+    strength = float(asked if asked is not None else model_config.get("lip_seal", 0.0))
+    if strength <= 0:
+        return 0.0
+    if asked is not None and not hears_phones(model_config):
+        name = model_name or model_config.get("name", "this model")
+        raise ModelError(f"Model '{name}' has no phonetic head, so it cannot tell where /p b m/ are to seal the lips; "
+                         "set Lip Seal to 0, or pick a model that has one (the default).")
+    if asked is not None and not can_seal:
+        raise ModelError("Lip Seal needs the head's triangles to find its lips, and this template has none (a bare .npy "
+                         "of positions); give a .ply or .obj template, or set Lip Seal to 0.")
+    return strength if hears_phones(model_config) and can_seal else 0.0
+
+
+def predict_motion(model: MotionModel, audio: np.ndarray, template: np.ndarray, triangles: np.ndarray | None,
+                   conditioning: Conditioning, progress: ProgressCallback | None = None,
+                   should_cancel: CancelCheck | None = None) -> MotionPrediction:
+    """The model's prediction on `template` (canonical frame), with the lip seal applied: one more
+    basis vector (the seal field) whose coefficient closes the lips where the model's phonetic head
+    hears /p b m/. Every front end and the evaluation go through here."""
+    strength = lip_seal_strength(model.config, conditioning, triangles is not None, model.name)
+    prediction = model.predict(audio, template, conditioning, progress, should_cancel)
+    if strength <= 0 or prediction.phone_probabilities is None:
+        return prediction
+    from .lips import LipSeal
+
+    seal = LipSeal(template, triangles)
+    if prediction.basis is not None:
+        edges = template[seal.edges] + prediction.mean[seal.edges] \
+            + np.einsum("tk,kvc->tvc", prediction.coefficients, prediction.basis[:, seal.edges])
+    else:
+        edges = template[seal.edges] + prediction.offsets[:, seal.edges]
+    amounts = seal.amounts(edges, prediction.phone_probabilities[:, BILABIAL_CLASSES].sum(axis=1), strength)
+    info = {**prediction.info, "lip_seal": strength}
+    if prediction.basis is not None:
+        return replace(prediction, basis=np.concatenate([prediction.basis, seal.field[None]]),
+                       coefficients=np.concatenate([prediction.coefficients, amounts[:, None]], axis=1), info=info)
+    return replace(prediction, offsets=prediction.offsets + amounts[:, None, None] * seal.field[None], info=info)
 
 
 def take_seeds(seed: int, takes: int) -> list[int]:

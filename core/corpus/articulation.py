@@ -16,10 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
 
-from ..head_frame import MOUTH_LOOP_SIZE, boundary_loops
+from ..lips import lip_sides, lip_weights, upper_side
 
 FPS = 30.0
 PARAMS = ("jaw", "close", "round", "spread", "tuck", "raise")
@@ -179,22 +177,11 @@ class FaceRig:
         self.template = np.asarray(template, dtype=np.float64)
         self.triangles = np.asarray(triangles)
         v = self.template
-        loop = next(l for l in boundary_loops(self.triangles) if len(l) == MOUTH_LOOP_SIZE)
-        left, right = int(np.argmin(v[loop, 0])), int(np.argmax(v[loop, 0]))
-        a, b = sorted((left, right))
-        half1, half2 = loop[a:b + 1], np.concatenate([loop[b:], loop[:a + 1]])
-        upper, lower = (half1, half2) if v[half1, 1].mean() > v[half2, 1].mean() else (half2, half1)
-        self.corners = np.array([loop[left], loop[right]])
-        self.mouth_centre = v[loop].mean(axis=0)
-        self.half_width = (v[loop[right], 0] - v[loop[left], 0]) / 2
-
-        graph = self._edge_graph()
-        # eyeballs are separate components: unreachable means far
-        d_up = np.minimum(dijkstra(graph, indices=upper, min_only=True), 1.0)
-        d_low = np.minimum(dijkstra(graph, indices=lower, min_only=True), 1.0)
-        side_up = 1 / (1 + np.exp(-(d_low - d_up) / 0.002))  # 1 on the upper side, 0 below, smooth at corners
-        self.w_upper = side_up * np.exp(-np.square(np.maximum(d_up - 0.015, 0) / 0.012))
-        self.w_lower = (1 - side_up) * np.exp(-np.square(np.maximum(d_low - 0.015, 0) / 0.012))
+        self.sides = lip_sides(v, self.triangles)
+        self.corners, self.mouth_centre, self.half_width = self.sides.corners, self.sides.mouth_centre, self.sides.half_width
+        d_up, d_low = self.sides.d_upper, self.sides.d_lower
+        side_up = upper_side(self.sides)
+        self.w_upper, self.w_lower = lip_weights(self.sides)
         self.w_lips = np.maximum(self.w_upper, self.w_lower)
         # the jaw carries the lower lip, chin and lower cheeks, fading out towards the neck and ears
         self.w_jaw = (1 - side_up) * np.clip((0.11 - d_low) / 0.05, 0, 1) ** 2
@@ -218,14 +205,6 @@ class FaceRig:
         self.eyelids = eyelids
         self.rest_gap = float(self.lip_gap(v[None])[0])
         self._jaw_table = self._calibrate_jaw()
-
-    def _edge_graph(self):
-        t = self.triangles
-        edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-        lengths = np.linalg.norm(self.template[edges[:, 0]] - self.template[edges[:, 1]], axis=1)
-        n = len(self.template)
-        graph = coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
-        return graph.maximum(graph.T)
 
     # ---- measurements (also used by the tests and the evaluation) --------------------------------
     def lip_gap(self, vertices: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ PROJECT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(o
 __all__ = [
     "EMOTIONS", "Conditioning", "MotionModel", "MotionPrediction", "ARCHITECTURES",
     "build_model", "load_model", "save_model", "resolve_model_dir", "available_models", "read_model_config",
-    "samples_takes",
+    "samples_takes", "hears_phones",
 ]
 
 
@@ -55,6 +55,12 @@ SAMPLING_ARCHITECTURES = frozenset({"gldit"})
 def samples_takes(config: dict) -> bool:
     """Whether a model of this config gives a different take for each seed."""
     return config.get("architecture") in SAMPLING_ARCHITECTURES
+
+
+def hears_phones(config: dict) -> bool:
+    """Whether a model of this config has a phonetic head, so its predictions carry the phone
+    posteriors the lip seal is driven by."""
+    return config.get("architecture") == "imitator" and float(config.get("weight_phone", 0.0)) > 0
 
 
 _config_cache: dict[str, tuple[tuple[int, int], dict]] = {}  # path -> ((modified, size), parsed config)

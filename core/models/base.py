@@ -38,6 +38,9 @@ class Conditioning:
     intensity_curve: np.ndarray | None = None
     # a style adapted to an actor (core.styles.Style), resolved from `style` by the front end
     adapted_style: object | None = None
+    # lip seal strength 0 (off) to 1: at /p b m/ the model's phonetic head hears, close the lips the
+    # rest of the way to contact (core.lips.LipSeal); None keeps the model's own ("lip_seal" in config.json)
+    lip_seal: float | None = None
 
     def validate(self) -> "Conditioning":
         from ..errors import ModelError
@@ -48,6 +51,9 @@ class Conditioning:
             raise ModelError(f"Emotion intensity {self.intensity} is out of range; use a value from 0 to 1.")
         if self.guidance is not None and not 1.0 <= float(self.guidance) <= MAX_GUIDANCE:
             raise ModelError(f"Guidance {self.guidance} is out of range; use 1 (none) to {MAX_GUIDANCE:g}, "
+                             "or leave it unset for the model's own.")
+        if self.lip_seal is not None and not 0.0 <= float(self.lip_seal) <= 1.0:
+            raise ModelError(f"Lip seal {self.lip_seal} is out of range; use 0 (off) to 1 (lips meet fully at /p b m/), "
                              "or leave it unset for the model's own.")
         return self
 
@@ -65,6 +71,9 @@ class MotionPrediction:
     basis: np.ndarray | None = None  # (K, V, 3)
     coefficients: np.ndarray | None = None  # (T, K)
     mean: np.ndarray | None = None  # (V, 3)
+    # (T, len(phones.PHONE_CLASSES)) per-frame phone posteriors of a model with a phonetic head
+    # (what the lip seal reads); None for models without one
+    phone_probabilities: np.ndarray | None = None
     info: dict = field(default_factory=dict)
 
     @property

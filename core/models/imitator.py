@@ -279,11 +279,16 @@ class ImitatorModel(nn.Module):
         overlap = min(int(self.config["overlap_frames"]), window // 2)
         windows = overlapped_windows(n_frames, window, overlap)
         coefficients = torch.zeros(n_frames, int(self.config["n_basis"]), device=device)
+        # the phonetic head's posteriors, when trained with one: what the lip seal is driven by
+        phone_head = getattr(self, "phone_head", None)
+        phones = torch.zeros(n_frames, phone_head.out_features, device=device) if phone_head is not None else None
         for i, (start, end) in enumerate(windows):
             if should_cancel and should_cancel():
                 raise Cancelled("Generation cancelled; nothing was written.")
-            chunk = self.coefficients(self.viseme_features(features[:, start:end]), style)[0]
-            crossfade_into(coefficients, start, end, chunk, overlap)
+            visemes = self.viseme_features(features[:, start:end])
+            crossfade_into(coefficients, start, end, self.coefficients(visemes, style)[0], overlap)
+            if phones is not None:
+                crossfade_into(phones, start, end, torch.softmax(phone_head(visemes[0]), dim=-1), overlap)
             report((i + 1) / len(windows), f"Decoding motion {end}/{n_frames} frames")
 
         basis = basis_weight.T.reshape(-1, self.n_vertices, 3)
@@ -294,5 +299,6 @@ class ImitatorModel(nn.Module):
             basis=basis.cpu().numpy().astype(np.float32),
             coefficients=coefficients.cpu().numpy().astype(np.float32),
             mean=mean.cpu().numpy().astype(np.float32),
+            phone_probabilities=None if phones is None else phones.cpu().numpy().astype(np.float32),
             info={"model": self.name, "architecture": "imitator", "mode": self.config["mode"]},
         )

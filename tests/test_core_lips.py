@@ -1,0 +1,122 @@
+"""Lip contact: the seal measure (core.lips) on hand-built meshes and on FLAME, and the lip seal at inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.evaluate import SealTally, lip_events
+from core.lips import SEALED_MM, LipContact, LipSeal, edge_gap, seal_rate
+
+
+def _slab_lips(gap_mm: float, shift_z_mm: float = 0.0) -> np.ndarray:
+    """Four vertices by hand: two upper-lip edge points at y=0 and two lower ones `gap_mm` below
+    (optionally pushed back in z), 5 mm apart side to side."""
+    upper = [[-0.0025, 0.0, 0.0], [0.0025, 0.0, 0.0]]
+    lower = [[-0.0025, -gap_mm / 1000, -shift_z_mm / 1000], [0.0025, -gap_mm / 1000, -shift_z_mm / 1000]]
+    return np.array(upper + lower)
+
+
+@pytest.mark.parametrize("gap_mm, shift_mm, expected_mm", [(0.0, 0.0, 0.0), (1.5, 0.0, 1.5), (3.0, 4.0, 5.0)])
+def test_edge_gap_is_the_smallest_3d_distance_between_the_lips(gap_mm, shift_mm, expected_mm):
+    verts = _slab_lips(gap_mm, shift_mm)
+    assert edge_gap(verts, np.array([0, 1]), np.array([2, 3]))[0] * 1000 == pytest.approx(expected_mm, abs=1e-9)
+
+
+def test_a_seal_a_slit_and_an_open_mouth_on_hand_built_lips():
+    rest = edge_gap(_slab_lips(0.2), np.array([0, 1]), np.array([2, 3]))[0]
+    frames = np.stack([_slab_lips(0.2), _slab_lips(0.6), _slab_lips(1.5), _slab_lips(8.0)])  # sealed, pressed-ish, slit, open
+    excess = (edge_gap(frames, np.array([0, 1]), np.array([2, 3])) - rest) * 1000
+    np.testing.assert_allclose(excess, [0.0, 0.4, 1.3, 7.8], atol=1e-9)
+    assert seal_rate(list(excess)) == 0.5  # 0.4 mm over rest is sealed, a 1.3 mm slit is not
+    assert SEALED_MM == 0.5
+
+
+def test_the_seal_is_judged_within_60_ms_of_the_consonant():
+    excess = np.full(30, 3.0)
+    excess[10] = 0.2  # sealed at 0.333 s
+    near = lip_events(excess, [("M", 0.36, 0.40)])[0]  # 27 ms after the sealed frame: counts
+    far = lip_events(excess, [("M", 0.45, 0.50)])[0]  # 117 ms after it: the lips were apart there
+    assert seal_rate(near) == 1.0 and seal_rate(far) == 0.0
+
+
+@pytest.fixture(scope="module")
+def flame(flame_mesh):
+    verts, tris = flame_mesh
+    return verts.astype(np.float64), tris
+
+
+def _rig(flame):
+    from core.corpus.articulation import FaceRig
+
+    return FaceRig(*flame)
+
+
+def test_flame_lip_edges_belong_to_the_lips_they_are_said_to(flame):
+    """Checked on motion: opening the jaw moves the lower edge down and leaves the upper one."""
+    from core.corpus.articulation import PARAMS, SpeakingStyle
+
+    rig = _rig(flame)
+    contact = LipContact(*flame)
+    curves = np.zeros((2, len(PARAMS)))
+    curves[1, 0] = 10.0  # a 10 mm opening
+    opened = rig.deform(curves, SpeakingStyle())[1]
+    moved = opened - flame[0]
+    assert np.all(moved[contact.lower, 1] < -0.005)  # the lower edge drops more than 5 mm
+    assert np.all(np.abs(moved[contact.upper]) < 0.0005)  # the upper edge stays
+    assert contact.excess_mm(flame[0][None])[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_flame_seal_measure_grows_with_the_opening_and_reads_a_slit(flame):
+    from core.corpus.articulation import PARAMS, SpeakingStyle
+
+    rig = _rig(flame)
+    contact = LipContact(*flame)
+    openings = np.array([0.0, 0.5, 1.5, 3.0, 6.0, 10.0]) + rig.rest_gap * 1000  # vertical gap over rest
+    curves = np.zeros((len(openings), len(PARAMS)))
+    curves[:, 0] = openings
+    excess = contact.excess_mm(rig.deform(curves, SpeakingStyle()))
+    assert np.all(np.diff(excess) > 0)
+    assert excess[0] <= SEALED_MM and excess[2] > SEALED_MM  # a 1.5 mm slit is not a seal
+    assert excess[-1] > 8.0
+
+
+def _slit_frames(flame, rig, gaps_mm):
+    from core.corpus.articulation import PARAMS, SpeakingStyle
+
+    curves = np.zeros((len(gaps_mm), len(PARAMS)))
+    curves[:, 0] = np.asarray(gaps_mm) + rig.rest_gap * 1000
+    return rig.deform(curves, SpeakingStyle()).astype(np.float64)
+
+
+def test_the_lip_seal_closes_a_slit_where_a_bilabial_is_heard_and_nowhere_else(flame):
+    rig = _rig(flame)
+    seal = LipSeal(*flame)
+    frames = _slit_frames(flame, rig, [1.5] * 14 + [8.0] * 5)  # a slit, then an open vowel
+    heard = np.zeros(len(frames))
+    heard[2:5] = 0.6  # /m/ heard at frames 2-4
+    heard[16] = 0.6  # a spurious /m/ inside the open vowel
+    amounts = seal.amounts(frames[:, seal.edges], heard, strength=1.0)
+    sealed = frames + amounts[:, None, None] * seal.field[None]
+    excess, before = seal.contact.excess_mm(sealed), seal.contact.excess_mm(frames)
+    assert np.all(before[:14] > 1.3)  # a visible slit to begin with
+    assert np.all(excess[2:5] <= SEALED_MM)  # sealed where heard
+    np.testing.assert_allclose(excess[9:12], before[9:12], atol=0.01)  # left alone where nothing is heard (10 µm)
+    np.testing.assert_allclose(excess[14:], before[14:], atol=1e-6)  # an open mouth never snaps shut
+    assert np.all(np.abs(np.diff(amounts)) < 0.0012)  # eased in and out, no jump of a whole slit in one frame
+    half = seal.amounts(frames[:, seal.edges], heard, strength=0.5)
+    np.testing.assert_allclose(half, amounts / 2, rtol=1e-5, atol=1e-9)
+    assert not seal.amounts(frames[:, seal.edges], heard, strength=0.0).any()
+
+
+def test_seal_tally_counts_bilabials_tongue_stops_and_openings():
+    tally = SealTally()
+    excess = np.full(60, 2.0)
+    excess[9:12] = 0.1  # sealed at the /m/ (0.3-0.4 s)
+    excess[40:45] = 9.0  # open at the /aa/ (1.35-1.5 s)
+    phones = [("M", 0.3, 0.4), ("AA", 1.35, 1.5), ("T", 0.8, 0.9)]
+    tally.add(excess, phones, truth=np.zeros(60))
+    summary = tally.summary()
+    assert summary["seal_rate"] == 1.0 and summary["seal_rate_tongue_stops"] == 0.0
+    assert summary["open_vowel_over_rest_mm"] == 9.0
+    assert summary["seal_rate_ground_truth"] == 1.0 and summary["seal_rate_tongue_stops_ground_truth"] == 1.0
