@@ -114,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from the model's meta-learned initialisation (adaptation.safetensors), if it has one")
     adapt.add_argument("--overwrite", action="store_true", help="replace an existing style file")
     adapt.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    fit = commands.add_parser("fit-phones", help="refit a model's phonetic head on real speech with phone times "
+                                                 "(the lip seal hears /p b m/ through it; the motion stays the same)")
+    fit.add_argument("--model", default=None, help="model to start from (default: 'default')")
+    fit.add_argument("--speech", nargs="+", required=True, metavar="DIR",
+                     help="folders of .wav with .phone.json alignments (tools/real_speech.py prepares them)")
+    fit.add_argument("--out", required=True, help="new model folder")
+    fit.add_argument("--steps", type=int, default=500, help="full-batch optimiser steps (default 500)")
+    fit.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 0.01)")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the hold-out split and the augmentation")
+    fit.add_argument("--augment-copies", type=int, default=0,
+                     help="perturbed copies of each recording (pitch, speed, noise, reverb, telephone; default 0)")
+    fit.add_argument("--holdout", type=float, default=0.0, help="share of recordings kept out and reported on")
+    fit.add_argument("--lip-seal", type=float, default=None, help="the new model's own lip seal strength, 0 to 1")
+    fit.add_argument("--name", default=None, help="the new model's name (default: the old one's)")
+    fit.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     evaluate = commands.add_parser("evaluate", help="measure a model: LVE, MVE, FDD, lip closure, opening")
     evaluate.add_argument("--model", default=None)
     evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
@@ -247,6 +263,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return main_train(args)
 
 
+def cmd_fit_phones(args: argparse.Namespace) -> int:
+    from .phone_fit import main_fit_phones
+
+    return main_fit_phones(args)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import main_evaluate
 
@@ -279,7 +301,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "corpus": cmd_corpus, "contact-sheet": cmd_contact_sheet, "train": cmd_train,
-            "evaluate": cmd_evaluate}
+            "evaluate": cmd_evaluate, "fit-phones": cmd_fit_phones}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+INTERIOR_SHADE = 0.08  # brightness of back-facing triangles (the mouth interior), 0..1
+
 VIEWS = {
     "front": np.eye(3),
     # looking at the head's left side: canonical -z becomes screen x
@@ -43,6 +45,10 @@ def render(vertices: np.ndarray, triangles: np.ndarray, view: str = "front", siz
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
     light = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
     shade = 0.15 + 0.85 * np.clip(np.abs(normals @ light), 0, 1)
+    # FLAME's triangles wind outwards, so a triangle facing away from the viewer is the inside of the
+    # head seen through the open lips: drawn dark, as a mouth interior, so a slit reads as a dark line
+    # and sealed lips as none
+    shade = np.where(normals[:, 2] < 0, INTERIOR_SHADE + 0.05 * shade, shade)
 
     zbuffer = np.full((size, size), -np.inf)
     image = np.full((size, size), 40.0)

@@ -41,6 +41,13 @@ def test_the_seal_is_judged_within_60_ms_of_the_consonant():
 
 
 @pytest.fixture(scope="module")
+def speech(speech_path):
+    from core.audio import load_audio
+
+    return load_audio(str(speech_path))
+
+
+@pytest.fixture(scope="module")
 def flame(flame_mesh):
     verts, tris = flame_mesh
     return verts.astype(np.float64), tris
@@ -120,3 +127,56 @@ def test_seal_tally_counts_bilabials_tongue_stops_and_openings():
     assert summary["seal_rate"] == 1.0 and summary["seal_rate_tongue_stops"] == 0.0
     assert summary["open_vowel_over_rest_mm"] == 9.0
     assert summary["seal_rate_ground_truth"] == 1.0 and summary["seal_rate_tongue_stops_ground_truth"] == 1.0
+
+
+def test_predict_motion_adds_the_seal_as_one_more_shape_and_refuses_what_it_cannot_do(flame_mesh, speech):
+    from core.errors import ModelError
+    from core.models import Conditioning
+    from core.pipeline import predict_motion
+    from tests.conftest import make_tiny_model
+
+    verts, tris = flame_mesh
+    hearing = make_tiny_model(weight_phone=1.0)  # a phonetic head: the seal can hear /p b m/
+    plain = predict_motion(hearing, speech, verts, tris, Conditioning(lip_seal=0.0))
+    sealed = predict_motion(hearing, speech, verts, tris, Conditioning(lip_seal=1.0))
+    assert sealed.basis.shape[0] == plain.basis.shape[0] + 1 and sealed.info["lip_seal"] == 1.0
+    np.testing.assert_array_equal(sealed.coefficients[:, :-1], plain.coefficients)  # the model's own motion, untouched
+    assert sealed.phone_probabilities.shape == (plain.n_frames, 40)
+    deaf = make_tiny_model()  # no phonetic head
+    with pytest.raises(ModelError, match="no phonetic head"):
+        predict_motion(deaf, speech, verts, tris, Conditioning(lip_seal=1.0))
+    with pytest.raises(ModelError, match="needs the head's triangles"):
+        predict_motion(hearing, speech, verts, None, Conditioning(lip_seal=0.5))
+    with pytest.raises(ModelError, match="out of range"):
+        Conditioning(lip_seal=1.5).validate()
+    assert predict_motion(deaf, speech, verts, tris, Conditioning()).basis.shape[0] == plain.basis.shape[0]
+
+
+def test_fit_phones_refits_only_the_phonetic_head_on_real_speech(tmp_path, flame_mesh):
+    import shutil
+
+    import torch
+
+    from core.cli import main
+    from core.models import Conditioning, load_model, save_model
+    from tests.conftest import LIBRIVOX_CLIP, make_tiny_model, shared_path
+
+    speech = tmp_path / "speech"
+    speech.mkdir()
+    for suffix in (".wav", ".phone.json"):
+        shutil.copy(shared_path(LIBRIVOX_CLIP[: -len(".wav")] + suffix), speech / f"clip{suffix}")
+    save_model(make_tiny_model(weight_phone=1.0), str(tmp_path / "base"))
+    out = tmp_path / "fitted"
+    assert main(["fit-phones", "--model", str(tmp_path / "base"), "--speech", str(speech), "--out", str(out),
+                 "--steps", "30", "--lip-seal", "0.7", "--device", "cpu"]) == 0
+    base, fitted = load_model(str(tmp_path / "base")), load_model(str(out))
+    changed = {k for k, v in fitted.state_dict().items() if not torch.equal(v, base.state_dict()[k])}
+    assert changed == {"phone_head.weight", "phone_head.bias"}
+    assert fitted.config["lip_seal"] == 0.7
+    audio = np.zeros(16000, dtype=np.float32)
+    audio[::40] = 0.1
+    np.testing.assert_array_equal(fitted.predict(audio, flame_mesh[0], Conditioning()).coefficients,
+                                  base.predict(audio, flame_mesh[0], Conditioning()).coefficients)
+    # a second run into the same folder is refused, and an empty speech folder says how to make one
+    assert main(["fit-phones", "--model", str(tmp_path / "base"), "--speech", str(speech), "--out", str(out)]) == 2
+    assert main(["fit-phones", "--speech", str(tmp_path), "--out", str(tmp_path / "x")]) == 2

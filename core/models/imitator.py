@@ -251,6 +251,16 @@ class ImitatorModel(nn.Module):
         return loss, parts
 
     # ---- product path ------------------------------------------------------------------------
+    def speech_features(self, audio: np.ndarray, device: torch.device) -> torch.Tensor:
+        """(1, T, D_audio) encoder features at the motion rate for 16 kHz `audio`."""
+        n_frames = max(1, int(round(len(audio) / self.sample_rate * self.fps)))
+        return resample_features(self.encoder.encode(audio, device), n_frames).unsqueeze(0)
+
+    def decoding_windows(self, n_frames: int) -> list[tuple[int, int]]:
+        """The overlapping (start, end) frame windows long audio is decoded in."""
+        window = int(self.config["window_frames"])
+        return overlapped_windows(n_frames, window, min(int(self.config["overlap_frames"]), window // 2))
+
     @torch.no_grad()
     def predict(
         self,
@@ -269,15 +279,14 @@ class ImitatorModel(nn.Module):
             raise ModelError(f"Model '{self.name}' animates {self.n_vertices} vertices, the template has {template.shape[0]}.")
         self.eval()
         device = next(self.parameters()).device
-        n_frames = max(1, int(round(len(audio) / self.sample_rate * self.fps)))
         report = progress or (lambda fraction, message: None)
         report(0.0, "Encoding speech")
-        features = resample_features(self.encoder.encode(audio, device), n_frames).unsqueeze(0)
+        features = self.speech_features(audio, device)
+        n_frames = features.shape[1]
         style, basis_weight = self.adapted_parts(conditioning, device)
 
-        window = int(self.config["window_frames"])
-        overlap = min(int(self.config["overlap_frames"]), window // 2)
-        windows = overlapped_windows(n_frames, window, overlap)
+        windows = self.decoding_windows(n_frames)
+        overlap = min(int(self.config["overlap_frames"]), int(self.config["window_frames"]) // 2)
         coefficients = torch.zeros(n_frames, int(self.config["n_basis"]), device=device)
         # the phonetic head's posteriors, when trained with one: what the lip seal is driven by
         phone_head = getattr(self, "phone_head", None)
