@@ -45,6 +45,19 @@ def style_folders(context) -> list[str]:
     return folders
 
 
+def model_hears_phones(context, model_name: str) -> bool:
+    """Whether the chosen model has a phonetic head (then the panel offers Lip Seal)."""
+    from .core.errors import TalkingHeadError
+    from .core.models import hears_phones, read_model_config
+    from .preferences import preferences
+
+    prefs = preferences(context)
+    try:
+        return hears_phones(read_model_config(model_name or None, [prefs.weights_folder] if prefs and prefs.weights_folder else []))
+    except TalkingHeadError:
+        return False
+
+
 def model_samples(context, model_name: str) -> bool:
     """Whether the chosen model makes a different take per seed (then the panel offers Seed and Takes)."""
     from .core.errors import TalkingHeadError
@@ -113,6 +126,9 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
     guidance: FloatProperty(name="Guidance", min=0.0, max=20.0, soft_max=8.0, default=0.0, precision=1,
                             description="How tightly the takes follow the audio: higher gives tighter lip sync and "
                                         "less variety between takes. 0 uses the model's own (4 for the shipped one)")
+    lip_seal: FloatProperty(name="Lip Seal", min=0.0, max=1.0, default=1.0, precision=2, subtype="FACTOR",
+                            description="Close the lips to contact at the /p b m/ the model hears (its own shape key "
+                                        "in the result); 0 leaves the model's lips as they are")
     keep_takes: BoolProperty(name="Keep Takes", default=False,
                              description="Keep earlier results as named Actions (or cache files) instead of replacing them")
     cache_folder: StringProperty(name="Cache Folder", subtype="DIR_PATH", default="",

@@ -23,7 +23,7 @@ from .job import apply, collect_request, compute
 
 SHOT_KEYS = {"blend", "object", "audio", "strip", "mode", "model", "emotion", "intensity", "style", "styles_dir",
              "start_frame", "output", "device", "keep_takes", "cache_folder", "overwrite_input", "seed", "takes",
-             "guidance"}
+             "guidance", "lip_seal"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="different takes to make, each its own Action or cache file (models that sample)")
     parser.add_argument("--guidance", type=float, default=None,
                         help="models that sample: how tightly takes follow the audio, 1 (none) to 20 (default: the model's)")
+    parser.add_argument("--lip-seal", type=float, default=None, metavar="STRENGTH",
+                        help="close the lips to contact at the /p b m/ the model hears, 0 (off) to 1 (default: the model's own)")
     parser.add_argument("--cache-folder", default="", help="vertex cache folder (default: beside the output .blend)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     return parser
@@ -79,7 +81,7 @@ def shots_from_args(args: argparse.Namespace) -> list[dict]:
             "model": args.model, "emotion": args.emotion, "intensity": args.intensity, "style": args.style,
             "styles_dir": args.styles_dir, "start_frame": args.start_frame, "output": args.output, "device": args.device,
             "keep_takes": args.keep_takes, "cache_folder": args.cache_folder, "overwrite_input": args.overwrite_input,
-            "seed": args.seed, "takes": args.takes, "guidance": args.guidance}
+            "seed": args.seed, "takes": args.takes, "guidance": args.guidance, "lip_seal": args.lip_seal}
     return [shot]
 
 
@@ -128,7 +130,8 @@ def bake_shot(shot: dict) -> str:
     request = collect_request(
         scene, obj, source,
         Conditioning(emotion=shot.get("emotion") or "neutral", intensity=float(shot.get("intensity", 1.0)),
-                     style=shot.get("style") or None, seed=int(shot.get("seed") or 0), guidance=_guidance(shot)),
+                     style=shot.get("style") or None, seed=int(shot.get("seed") or 0), guidance=_guidance(shot),
+                     lip_seal=_lip_seal(shot)).validate(),
         model=shot.get("model"), device=shot.get("device") or "auto", mode=mode,
         keep_takes=bool(shot.get("keep_takes")), start_frame=shot.get("start_frame"),
         cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,
@@ -138,6 +141,15 @@ def bake_shot(shot: dict) -> str:
     summary = apply(request, compute(request))
     bpy.ops.wm.save_as_mainfile(filepath=out, copy=True, relative_remap=False)
     return f"{summary}; saved {out}"
+
+
+def _lip_seal(shot: dict) -> float | None:
+    value = shot.get("lip_seal")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OutputError(f"'lip_seal' must be a number from 0 to 1, got {value!r}; leave it out for the model's own.")
+    return float(value)
 
 
 def _guidance(shot: dict) -> float | None:

@@ -14,7 +14,7 @@ from ..core.audio import load_audio
 from ..core.device import pick_device
 from ..core.errors import Cancelled, OutputError
 from ..core.models import Conditioning, load_model, read_model_config
-from ..core.pipeline import SceneMotion, animate_takes, check_sampling
+from ..core.pipeline import SceneMotion, animate_takes, check_sampling, lip_seal_strength
 from ..core.styles import resolve_style
 from .audio_source import AudioSource
 from .cache import cache_paths, write_vertex_cache
@@ -83,7 +83,10 @@ def collect_request(
     template, triangles = check_target(obj)
     if mode not in OUTPUT_MODES:
         raise OutputError(f"Unknown output mode '{mode}'; use one of {', '.join(m.lower() for m in OUTPUT_MODES)}.")
-    check_sampling(read_model_config(model or None, weights_dirs), takes, conditioning.guidance, model or "default")
+    config = read_model_config(model or None, weights_dirs)
+    check_sampling(config, takes, conditioning.guidance, model or "default")
+    conditioning.validate()
+    lip_seal_strength(config, conditioning, can_seal=True, model_name=model or "default")  # refused before any work
     blend_path = bpy.data.filepath if blend_path is None else blend_path
     cache_files = cache_paths(obj, cache_folder, keep_takes, blend_path, takes) if mode == "CACHE" else []
     return GenerateRequest(

@@ -7,7 +7,7 @@ import bpy
 from ..core.errors import AudioError
 from ..core.models import Conditioning
 from ..preferences import preferences
-from ..properties import AVERAGE_STYLE, model_samples, style_folders
+from ..properties import AVERAGE_STYLE, model_hears_phones, model_samples, style_folders
 from .adapt_job import AdaptRequest, collect_adapt_request, style_folder
 from .audio_source import from_file, from_strip
 from .compat import scene_fps
@@ -30,7 +30,8 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
     conditioning = Conditioning(emotion=settings.emotion, intensity=settings.intensity,
                                 style=None if settings.style in ("", AVERAGE_STYLE) else settings.style,
                                 seed=settings.seed if samples else 0,
-                                guidance=settings.guidance if samples and settings.guidance > 0 else None)
+                                guidance=settings.guidance if samples and settings.guidance > 0 else None,
+                                lip_seal=settings.lip_seal if model_hears_phones(context, settings.model) else None)
     if settings.emotion not in ("neutral", "from_audio"):
         conditioning.intensity_curve = intensity_curve(
             scene, source.start_frame if start is None else start, _duration(source), scene_fps(scene))

@@ -2,7 +2,7 @@ import bpy
 
 from ..core.errors import TopologyError
 from ..preferences import missing_modules
-from ..properties import model_samples
+from ..properties import model_hears_phones, model_samples
 
 
 class TALKINGHEAD_PT_main(bpy.types.Panel):
@@ -45,6 +45,8 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             row.prop(settings, "seed")
             row.prop(settings, "takes")
             col.prop(settings, "guidance")
+        if model_hears_phones(context, settings.model):
+            col.prop(settings, "lip_seal", slider=True)
 
         col = layout.column(align=True)
         col.prop(settings, "output_mode", expand=True)

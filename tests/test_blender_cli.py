@@ -114,6 +114,9 @@ def test_shot_list_reports_each_shot_and_fails_only_the_bad_one(farm, speech_pat
          "takes": 2, "guidance": 2.5, "output": "list_f.blend"},
         {"blend": "shot010.blend", "object": "Head", "strip": "line01", "model": diffusion_model,
          "guidance": "tight", "output": "list_g.blend"},
+        {"blend": "shot010.blend", "object": "Head", "strip": "line01", "lip_seal": 2, "output": "list_h.blend"},
+        {"blend": "shot010.blend", "object": "Head", "strip": "line01", "model": diffusion_model, "lip_seal": 1,
+         "output": "list_i.blend"},
     ]
     (farm / "shots.json").write_text(json.dumps(shots))
     result = bake(farm, "--shots", farm / "shots.json")
@@ -122,18 +125,21 @@ def test_shot_list_reports_each_shot_and_fails_only_the_bad_one(farm, speech_pat
     progress = [line for line in lines if line.startswith("[")]
     assert [line.split()[1] for line in progress] == ["shot010.blend:Head", "shot010.blend:Head",
                                                       "shot010.blend:Nobody", "shot010.blend:Head",
-                                                      "shot010.blend:Head", "shot010.blend:Head", "shot010.blend:Head"]
+                                                      "shot010.blend:Head", "shot010.blend:Head", "shot010.blend:Head",
+                                                      "shot010.blend:Head", "shot010.blend:Head"]
     assert "ok" in progress[0] and "ok" in progress[3] and "ok" in progress[5]
     assert "FAILED" in progress[4] and "identical" in progress[4]  # the default model does not sample
     assert "2 takes" in progress[5] and "seed 3" in progress[5] and "seed 4" in progress[5]
     assert "FAILED" in progress[1] and "is silent" in progress[1]
     assert "FAILED" in progress[2] and "No object 'Nobody'" in progress[2]
     assert "FAILED" in progress[6] and "'guidance' must be a number" in progress[6]
-    assert lines[-1].endswith("3 of 7 shots baked, 4 failed")
+    assert "FAILED" in progress[7] and "Lip seal 2" in progress[7] and "out of range" in progress[7]
+    assert "FAILED" in progress[8] and "no phonetic head" in progress[8]  # refused before any work
+    assert lines[-1].endswith("3 of 9 shots baked, 6 failed")
     assert (farm / "list_a.blend").is_file() and (farm / "list_d.blend").is_file()
     assert not (farm / "list_b.blend").exists() and not (farm / "list_c.blend").exists()
     assert not (farm / "list_e.blend").exists() and (farm / "list_f.blend").is_file()
-    assert not (farm / "list_g.blend").exists()
+    assert not (farm / "list_g.blend").exists() and not (farm / "list_h.blend").exists()
 
 
 def test_output_equal_to_input_needs_explicit_permission(farm):

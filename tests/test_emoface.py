@@ -230,7 +230,7 @@ def test_evaluation_tells_a_model_with_emotion_control_each_clips_emotion(tiny_c
     model = _tiny_model()
     told = []
     predict = model.predict
-    model.predict = lambda audio, template, conditioning: told.append(conditioning) or predict(audio, template, conditioning)
+    model.predict = lambda audio, template, conditioning, *rest: told.append(conditioning) or predict(audio, template, conditioning, *rest)
     _, triangles = load_flame_mesh(str(shared_path("flame/FLAME_sample.ply")))
     masks = str(shared_path("flame/FLAME_masks.pkl"))
     clips = load_clips(str(tiny_corpus), "train")  # the tiny test split is all neutral

@@ -82,10 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    # preview: the mouth region at eight moments, front view, plus the most open frame from the side
+    # preview: the mouth region at eight moments, front view: six evenly spaced, the most open
+    # frame, and the most tightly sealed one inside the speech (a /p b m/: the lips meet, no dark slit)
+    from talking_head.core.lips import LipContact
+
     vertices = motion.vertices(template)
-    opening = np.linalg.norm(motion.offsets(), axis=2).max(axis=1)
-    picks = sorted(set(np.linspace(0, len(vertices) - 1, 7).astype(int)) | {int(opening.argmax())})
+    excess = LipContact(template, triangles).excess_mm(vertices)
+    speaking = np.arange(len(vertices))
+    inside = (speaking > 0.1 * len(vertices)) & (speaking < 0.9 * len(vertices))
+    sealed = int(speaking[inside][np.argmin(excess[inside])])
+    picks = sorted(set(np.linspace(0, len(vertices) - 1, 6).astype(int)) | {int(excess.argmax()), sealed})
     from talking_head.core.head_frame import MOUTH_LOOP_SIZE, boundary_loops
 
     _, half = frame_bounds(template)
