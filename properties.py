@@ -45,30 +45,33 @@ def style_folders(context) -> list[str]:
     return folders
 
 
-def model_hears_phones(context, model_name: str) -> bool:
-    """Whether the chosen model has a phonetic head (then the panel offers Lip Seal)."""
+def _chosen_model_config(context, model_name: str) -> dict | None:
+    """The chosen model's config.json, or None where it cannot be read (the panel then offers less)."""
     from .core.errors import TalkingHeadError
-    from .core.models import hears_phones, read_model_config
+    from .core.models import read_model_config
     from .preferences import preferences
 
     prefs = preferences(context)
     try:
-        return hears_phones(read_model_config(model_name or None, [prefs.weights_folder] if prefs and prefs.weights_folder else []))
+        return read_model_config(model_name or None, [prefs.weights_folder] if prefs and prefs.weights_folder else [])
     except TalkingHeadError:
-        return False
+        return None
+
+
+def model_hears_phones(context, model_name: str) -> bool:
+    """Whether the chosen model has a phonetic head (then the panel offers Lip Seal)."""
+    from .core.models import hears_phones
+
+    config = _chosen_model_config(context, model_name)
+    return config is not None and hears_phones(config)
 
 
 def model_samples(context, model_name: str) -> bool:
     """Whether the chosen model makes a different take per seed (then the panel offers Seed and Takes)."""
-    from .core.errors import TalkingHeadError
-    from .core.models import read_model_config, samples_takes
-    from .preferences import preferences
+    from .core.models import samples_takes
 
-    prefs = preferences(context)
-    try:
-        return samples_takes(read_model_config(model_name or None, [prefs.weights_folder] if prefs and prefs.weights_folder else []))
-    except TalkingHeadError:
-        return False
+    config = _chosen_model_config(context, model_name)
+    return config is not None and samples_takes(config)
 
 
 AVERAGE_STYLE = "__average__"  # the style list's first entry: no particular style

@@ -130,8 +130,8 @@ def bake_shot(shot: dict) -> str:
     request = collect_request(
         scene, obj, source,
         Conditioning(emotion=shot.get("emotion") or "neutral", intensity=float(shot.get("intensity", 1.0)),
-                     style=shot.get("style") or None, seed=int(shot.get("seed") or 0), guidance=_guidance(shot),
-                     lip_seal=_lip_seal(shot)).validate(),
+                     style=shot.get("style") or None, seed=int(shot.get("seed") or 0), guidance=_optional_number(shot, "guidance", "1 to 20"),
+                     lip_seal=_optional_number(shot, "lip_seal", "0 to 1")).validate(),
         model=shot.get("model"), device=shot.get("device") or "auto", mode=mode,
         keep_takes=bool(shot.get("keep_takes")), start_frame=shot.get("start_frame"),
         cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,
@@ -143,21 +143,13 @@ def bake_shot(shot: dict) -> str:
     return f"{summary}; saved {out}"
 
 
-def _lip_seal(shot: dict) -> float | None:
-    value = shot.get("lip_seal")
+def _optional_number(shot: dict, key: str, range_text: str) -> float | None:
+    """A shot's optional numeric field (range-checked later by Conditioning.validate)."""
+    value = shot.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OutputError(f"'lip_seal' must be a number from 0 to 1, got {value!r}; leave it out for the model's own.")
-    return float(value)
-
-
-def _guidance(shot: dict) -> float | None:
-    value = shot.get("guidance")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OutputError(f"'guidance' must be a number from 1 to 20, got {value!r}; leave it out for the model's own.")
+        raise OutputError(f"'{key}' must be a number from {range_text}, got {value!r}; leave it out for the model's own.")
     return float(value)
 
 
