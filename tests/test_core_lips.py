@@ -180,3 +180,24 @@ def test_fit_phones_refits_only_the_phonetic_head_on_real_speech(tmp_path, flame
     # a second run into the same folder is refused, and an empty speech folder says how to make one
     assert main(["fit-phones", "--model", str(tmp_path / "base"), "--speech", str(speech), "--out", str(out)]) == 2
     assert main(["fit-phones", "--speech", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_real_speech_tool_spells_prompts_as_words_and_writes_alignments_evaluate_reads(tmp_path):
+    import json
+    import sys
+
+    from core.evaluate import read_phone_alignment
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "tools"))
+    import real_speech
+
+    assert real_speech.spoken("Press 1 for sales, or # to go back.") == "press one for sales or pound to go back"
+    assert real_speech.spoken("[this is a simple beep tone]") is None  # not speech
+    assert real_speech.spoken("Dial 555-1234 now") is None  # a number the aligner cannot say as words
+    phones = [("SIL", 0.0, 0.2), ("M", 0.2, 0.3), ("AA", 0.3, 0.5)]
+    path = tmp_path / "x.phone.json"
+    path.write_text(json.dumps(real_speech.alignment_json(phones, "ma")))
+    assert read_phone_alignment(str(path)) == [(p, pytest.approx(s), pytest.approx(e)) for p, s, e in phones]
+    # refused, with nothing written: data never goes inside the repository (or the sources are missing)
+    assert real_speech.main(["--out", str(REPO / "inside")]) == 2 and not (REPO / "inside").exists()
