@@ -131,7 +131,7 @@ def bake_shot(shot: dict) -> str:
         scene, obj, source,
         Conditioning(emotion=shot.get("emotion") or "neutral", intensity=float(shot.get("intensity", 1.0)),
                      style=shot.get("style") or None, seed=int(shot.get("seed") or 0), guidance=_optional_number(shot, "guidance", "1 to 20"),
-                     lip_seal=_optional_number(shot, "lip_seal", "0 to 1")).validate(),
+                     lip_seal=_optional_number(shot, "lip_seal", "0 to 1")),
         model=shot.get("model"), device=shot.get("device") or "auto", mode=mode,
         keep_takes=bool(shot.get("keep_takes")), start_frame=shot.get("start_frame"),
         cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,

@@ -186,10 +186,10 @@ class LipSeal:
             root = np.where(disc >= 0, (-qb - np.sqrt(np.maximum(disc, 0))) / (2 * qa), np.inf)
             closest = np.where(qa > 0, -qb / (2 * qa), 0.0)
         root = np.where(root < 0, np.where(qc <= 0, 0.0, np.inf), root)  # already at or inside rest: nothing
-        reach = np.where(np.isfinite(root), root, closest)
-        best = np.where(np.isfinite(root).any(axis=(1, 2)), np.where(np.isfinite(root), root, np.inf).min(axis=(1, 2)),
-                        reach.reshape(len(d), -1).max(axis=1))
-        return np.clip(best, 0.0, MAX_SEAL_M)
+        reachable = np.isfinite(root)
+        to_rest = np.where(reachable, root, np.inf).min(axis=(1, 2))
+        approach = closest.reshape(len(d), -1).max(axis=1)  # frames where no pair can reach the rest gap
+        return np.clip(np.where(reachable.any(axis=(1, 2)), to_rest, approach), 0.0, MAX_SEAL_M)
 
     def weights(self, excess_mm: np.ndarray, bilabial_probability: np.ndarray) -> np.ndarray:
         """(T,) share of the needed amount applied, 0..1 (SealGate)."""
@@ -206,6 +206,5 @@ class LipSeal:
     def amounts(self, edge_positions: np.ndarray, bilabial_probability: np.ndarray, strength: float) -> np.ndarray:
         """(T,) metres of `field` to add per frame, for (T, len(edges), 3) edge positions."""
         n_up = len(self.contact.upper)
-        excess = (np.sqrt(((edge_positions[:, n_up:][:, None] - edge_positions[:, :n_up][:, :, None]) ** 2).sum(-1))
-                  .min(axis=(1, 2)) - self.contact.rest_gap) * 1000.0
+        excess = (edge_gap(edge_positions, np.arange(n_up), np.arange(n_up, len(self.edges))) - self.contact.rest_gap) * 1000.0
         return (float(strength) * self.weights(excess, bilabial_probability) * self.needed(edge_positions)).astype(np.float32)

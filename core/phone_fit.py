@@ -165,9 +165,9 @@ def main_fit_phones(args) -> int:
     if args.lip_seal is not None:
         model.config["lip_seal"] = float(args.lip_seal)
     save_model(model.to("cpu"), args.out)
-    for extra in ("adaptation.safetensors",):  # the motion is unchanged, so its adaptation start still fits
-        if os.path.isfile(os.path.join(source, extra)):
-            shutil.copyfile(os.path.join(source, extra), os.path.join(args.out, extra))
+    adaptation = os.path.join(source, "adaptation.safetensors")  # the motion is unchanged: its adaptation start still fits
+    if os.path.isfile(adaptation):
+        shutil.copyfile(adaptation, os.path.join(args.out, "adaptation.safetensors"))
     record = {"fit_phones": {"from": os.path.basename(os.path.normpath(source)), "speech": args.speech,
                              "options": asdict(options), **report}}
     training = os.path.join(source, "training.json")

@@ -59,8 +59,8 @@ def alignment_json(phones: list[tuple[str, float, float]], transcript: str) -> d
     """Phone times in pocketsphinx's JSON layout (one pseudo-word holding every phone), as
     core.evaluate.read_phone_alignment reads it."""
     entries = [{"b": round(start, 3), "d": round(end - start, 3), "p": 1.0, "t": phone} for phone, start, end in phones]
-    return {"b": 0.0, "d": round(phones[-1][2], 3) if phones else 0.0, "t": transcript,
-            "w": [{"b": 0.0, "d": round(phones[-1][2], 3) if phones else 0.0, "t": transcript, "w": entries}]}
+    duration = round(phones[-1][2], 3) if phones else 0.0
+    return {"b": 0.0, "d": duration, "t": transcript, "w": [{"b": 0.0, "d": duration, "t": transcript, "w": entries}]}
 
 
 def decode(source: Path, target: Path) -> None:
