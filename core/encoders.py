@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .windows import crossfade_into, overlapped_windows
+
 FEATURE_RATE = 50.0  # frames per second the encoders produce, as wav2vec 2.0 and Whisper do
 
 
@@ -163,25 +165,6 @@ def build_encoder(config: dict) -> SpeechEncoder:
         _LOADED[key] = WhisperEncoder(config.get("source", "tiny.en"), int(config.get("layer", -1))) if kind == "whisper" \
             else Wav2Vec2Encoder(config["source"])
     return _LOADED[key]
-
-
-def overlapped_windows(n_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
-    """(start, end) windows of `window` frames covering `n_frames`, each overlapping the last by `overlap`."""
-    overlap = min(overlap, window // 2)
-    starts = range(0, max(1, n_frames - overlap), window - overlap)
-    return [(start, min(start + window, n_frames)) for start in starts]
-
-
-def crossfade_into(out: torch.Tensor, start: int, end: int, chunk: torch.Tensor, overlap: float) -> None:
-    """Write a window's frames into `out`, fading linearly from what is there over the overlap:
-    a window's first frames lack left context, so they fade in rather than cut."""
-    if start == 0:
-        out[:end] = chunk
-        return
-    blend = min(int(overlap), end - start)
-    ramp = torch.linspace(0.0, 1.0, blend + 2, device=out.device)[1:-1].unsqueeze(1)
-    out[start:start + blend] = out[start:start + blend] * (1 - ramp) + chunk[:blend] * ramp
-    out[start + blend:end] = chunk[blend:]
 
 
 def resample_features(features: torch.Tensor, n_frames: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
+from .windows import crossfade_into, overlapped_windows
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -292,8 +293,6 @@ def windowed_encode(encoder: WhisperAudioEncoder, audio: np.ndarray, device: tor
                     overlap_seconds: float = 10.0, layer: int | None = None) -> torch.Tensor:
     """(T50, width) features for any length of audio: 30 s windows overlapping by `overlap_seconds`,
     linearly cross-faded, so a window's padded end never shows as a seam."""
-    from .encoders import crossfade_into, overlapped_windows
-
     rate = encoder.config["n_positions"] / WINDOW_SECONDS  # 50 Hz
     n_frames = max(1, int(round(len(audio) / SAMPLE_RATE * rate)))
     overlap = int(overlap_seconds * rate)

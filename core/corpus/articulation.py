@@ -12,14 +12,12 @@ Phonemes become viseme targets; coarticulation blends them with dominance functi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ..lips import lip_sides, lip_weights, upper_side
-
-FPS = 30.0
+from .emotion import ExpressionFields
+from .speaker_style import FPS, SpeakingStyle  # noqa: F401 (FPS is also read from here)
 PARAMS = ("jaw", "close", "round", "spread", "tuck", "raise")
 J_JAW, J_CLOSE, J_ROUND, J_SPREAD, J_TUCK, J_RAISE = range(len(PARAMS))
 
@@ -63,32 +61,6 @@ def _dominance(phone: str, param: int) -> float:
     if param == J_JAW:
         return 4.0 if phone in VOWELS else 1.5 if phone in BILABIALS + LABIODENTALS else 0.8
     return 2.0 if phone in VOWELS else 0.5
-
-
-@dataclass
-class SpeakingStyle:
-    """What makes one synthetic speaker move differently from another."""
-
-    amplitude: float = 1.0  # overall articulation size
-    jaw_share: float = 1.0  # >1: more jaw, less lip shaping; <1: the reverse
-    asymmetry: float = 0.0  # left-right imbalance of the lips, -0.3..0.3
-    anticipation: float = 1.0  # how early upcoming visemes take over (>1: earlier)
-    smoothing: float = 1.0  # temporal smoothing in frames (Gaussian sigma)
-    blink_rate: float = 15.0  # blinks per minute
-
-    @classmethod
-    def random(cls, rng: np.random.Generator) -> "SpeakingStyle":
-        return cls(
-            amplitude=float(rng.uniform(0.82, 1.18)),
-            jaw_share=float(rng.uniform(0.8, 1.2)),
-            asymmetry=float(rng.uniform(-0.25, 0.25)),
-            anticipation=float(rng.uniform(0.7, 1.4)),
-            smoothing=float(rng.uniform(0.6, 1.6)),
-            blink_rate=float(rng.uniform(8.0, 24.0)),
-        )
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def viseme_curves(phones, n_frames: int, style: SpeakingStyle) -> np.ndarray:
@@ -239,8 +211,6 @@ class FaceRig:
     def expression_fields(self):
         """The emotion rig of this head (brows, eyes, cheeks, mouth corners), built on first use."""
         if getattr(self, "_expressions", None) is None:
-            from .emotion import ExpressionFields
-
             self._expressions = ExpressionFields(self)
         return self._expressions
 

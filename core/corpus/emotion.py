@@ -20,7 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..models.base import EMOTIONS
-from .articulation import FPS, FaceRig, SpeakingStyle
+from .speaker_style import FPS, SpeakingStyle
 
 EXPRESSIONS = ("brow_inner_up", "brow_outer_up", "brow_down", "eye_wide", "squint", "cheek_raise",
                "corner_up", "corner_down", "corner_stretch", "nose_wrinkle")
@@ -91,7 +91,7 @@ class ExpressionFields:
     """Per-expression offset fields (V, 3) in metres, for a head in the canonical frame (x right,
     y up, z forward), built from its eyeballs and the rig's mouth."""
 
-    def __init__(self, rig: FaceRig):
+    def __init__(self, rig):  # an articulation.FaceRig (not imported: articulation imports this module)
         v = rig.template
         t = rig.triangles
         n = len(v)

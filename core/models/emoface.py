@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
+from ..encoders import build_encoder, resample_features
+from ..windows import crossfade_into, overlapped_windows
 from ..errors import Cancelled, ModelError
 from .base import EMOTIONS, FROM_AUDIO, CancelCheck, Conditioning, MotionPrediction, ProgressCallback
 from .imitator import alignment_mask, frame_weighted, lip_error_per_frame

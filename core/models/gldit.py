@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
+from ..encoders import build_encoder, resample_features
+from ..windows import crossfade_into, overlapped_windows
 from ..errors import Cancelled, ModelError
 from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
 from ..mesh_graph import flame_pyramid, placeholder_tensors, pyramid_tensors

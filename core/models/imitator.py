@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..encoders import build_encoder, crossfade_into, overlapped_windows, resample_features
+from ..encoders import build_encoder, resample_features
+from ..windows import crossfade_into, overlapped_windows
 from ..errors import Cancelled, ModelError
 from ..phones import IGNORED, PHONE_CLASSES
 from .base import CancelCheck, Conditioning, MotionPrediction, ProgressCallback
