@@ -12,10 +12,11 @@ import sys
 from .errors import TalkingHeadError
 from .flame import SHARED_FLAME, summed_eyelids
 from .models.base import EMOTIONS, FROM_AUDIO
+from .train_config import settings_help
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="model name in the weights folders, or a model folder (default: 'default')")
+    parser.add_argument("--model", default=None, help=model_help())
     parser.add_argument("--emotion", default="neutral", choices=EMOTIONS + (FROM_AUDIO,),
                         help="emotion (models with emotion control; from_audio: inferred from the voice)")
     parser.add_argument("--intensity", type=float, default=1.0, help="emotion intensity, 0 to 1")
@@ -31,7 +32,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="for models that sample: how tightly the takes follow the audio, 1 (none) to 20; "
                              "higher gives tighter lip sync and less variety (default: the model's own)")
     _add_lip_seal_option(parser)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
 
 
 def _add_lip_seal_option(parser: argparse.ArgumentParser) -> None:
@@ -40,23 +41,43 @@ def _add_lip_seal_option(parser: argparse.ArgumentParser) -> None:
                              "default: the model's own (the shipped default seals at 1)")
 
 
+def _command(commands, name: str, summary: str, **options) -> argparse.ArgumentParser:
+    """A subcommand whose own --help starts with the summary the command list shows."""
+    return commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".", **options)
+
+
+def model_help(default_text: str = "default: 'default'") -> str:
+    """--model's help, naming the models installed in the weights folders."""
+    from .models import available_models
+
+    names = available_models()
+    return (f"model name in the weights folders (installed: {', '.join(names) or 'none'}; more with "
+            f"TALKING_HEAD_WEIGHTS) or a model folder ({default_text})")
+
+
+DEVICE_HELP = "where the model runs: auto (the GPU when there is one, else the CPU), cpu, cuda or mps (default auto)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Talking Head: speech to FLAME facial animation.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    animate = commands.add_parser("animate", help="animate a FLAME template from an audio file")
+    animate = _command(commands, "animate", "animate a FLAME template from an audio file")
     animate.add_argument("--audio", required=True, help="speech file (wav, flac, ogg, mp3; any rate, mono or stereo)")
     animate.add_argument("--template", required=True, help="FLAME-topology neutral head (.ply, .obj or .npy)")
     animate.add_argument("--out", required=True, help="output .npy (frames, 5023, 3) or .pc2 of absolute positions")
     animate.add_argument("--fps", type=float, default=30.0, help="output frame rate (default 30)")
     animate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_generation_options(animate)
-    corpus = commands.add_parser("corpus", help="generate a synthetic 4D talking-head corpus in VOCASET layout")
+    corpus = _command(commands, "corpus", "generate a synthetic 4D talking-head corpus in VOCASET layout")
     corpus.add_argument("--out", required=True, help="output folder (created)")
-    corpus.add_argument("--speakers", type=int, default=48)
-    corpus.add_argument("--sentences", type=int, default=40)
-    corpus.add_argument("--seed", type=int, default=0)
-    corpus.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    corpus.add_argument("--speakers", type=int, default=48,
+                        help="synthetic speakers (each a voice and a head); the last ones are validation and test "
+                             "speakers (default 48)")
+    corpus.add_argument("--sentences", type=int, default=40, help="sentences each speaker reads (default 40)")
+    corpus.add_argument("--seed", type=int, default=0, help="random seed: the same arguments and seed give the same corpus")
+    corpus.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="parallel clip workers (default: this machine's CPU count)")
     corpus.add_argument("--heads", nargs="*", default=None,
                         help="FLAME-topology neutral heads to build identities from (default: ../shared/flame/*.ply)")
     corpus.add_argument("--eyelids", nargs="*", default=None,
@@ -77,17 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="augmented copies of every training clip (default 0)")
     corpus.add_argument("--augment-kinds", default="speed,pitch,noise,reverb,telephone",
                         help="perturbations for the copies, comma-separated (default: all)")
-    sheet = commands.add_parser("contact-sheet", help="render the corpus rig's visemes and emotions (front and side) to a PNG")
+    sheet = _command(commands, "contact-sheet", "render the corpus rig's visemes and emotions (front and side) to a PNG")
     sheet.add_argument("--out", required=True, help="output .png")
     sheet.add_argument("--head", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"), help="FLAME head")
 
-    trainer = commands.add_parser("train", help="train a model on VOCASET-layout data (synthetic or real)")
+    trainer = _command(commands, "train", "train a model on VOCASET-layout data (synthetic or real)",
+                       epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     trainer.add_argument("--data", required=True, help="VOCASET-layout folder")
     trainer.add_argument("--out", required=True, help="run folder: checkpoints, then model/ (resumes if present)")
-    trainer.add_argument("--config", default=None, help="JSON training config (see core/train.py TrainConfig)")
-    trainer.add_argument("--steps", type=int, default=None)
-    trainer.add_argument("--batch", type=int, default=None)
-    trainer.add_argument("--seed", type=int, default=None)
+    trainer.add_argument("--config", default=None,
+                         help="JSON training config: its keys are listed below; tools/*_train_config.json are the "
+                              "shipped models' recipes")
+    trainer.add_argument("--steps", type=int, default=None, help="optimiser steps (replaces the config's)")
+    trainer.add_argument("--batch", type=int, default=None, help="clips per step (replaces the config's)")
+    trainer.add_argument("--seed", type=int, default=None, help="random seed of the run (replaces the config's)")
     trainer.add_argument("--lr", type=float, default=None,
                          help="base learning rate; on resume it replaces the checkpoint's (to fine-tune a copied run)")
     trainer.add_argument("--init", default=None,
@@ -98,25 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--transcripts", default=None,
                          help="for data without phone times (real VOCASET): a text file of lines "
                               "'<subject>_<sentence> words' or 'sentenceNN words' (or JSON), aligned with pocketsphinx")
-    adapt = commands.add_parser("adapt", help="adapt a model to a new actor from a short reference clip")
+    adapt = _command(commands, "adapt", "adapt a model to a new actor from a short reference clip")
     adapt.add_argument("--audio", required=True, help="the reference's speech")
     adapt.add_argument("--motion", required=True,
                        help="its motion: .npy (frames x 5023 x 3 or x 15069), .pc2, or a folder of .ply/.obj frames")
     adapt.add_argument("--template", required=True, help="the actor's neutral FLAME-topology head")
     adapt.add_argument("--fps", type=float, default=30.0, help="frame rate of --motion (default 30)")
     adapt.add_argument("--name", required=True, help="style name, as it will appear in the style lists")
-    adapt.add_argument("--out", required=True, help="style file path (.safetensors; the .json goes beside it) or folder")
-    adapt.add_argument("--model", default=None, help="base model (default: 'default')")
+    adapt.add_argument("--out", required=True,
+                       help="style file path (.safetensors; the .json goes beside it) or folder (created if missing)")
+    adapt.add_argument("--model", default=None, help=model_help())
     adapt.add_argument("--rank", type=int, default=4, help="rank of the low-rank basis update (default 4)")
     adapt.add_argument("--stage2", default="lora", choices=("lora", "none", "full"),
                        help="after the style embedding: low-rank basis update (default), nothing, or full basis")
     adapt.add_argument("--meta", action="store_true",
                        help="start from the model's meta-learned initialisation (adaptation.safetensors), if it has one")
     adapt.add_argument("--overwrite", action="store_true", help="replace an existing style file")
-    adapt.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    fit = commands.add_parser("fit-phones", help="refit a model's phonetic head on real speech with phone times "
+    adapt.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
+    fit = _command(commands, "fit-phones", "refit a model's phonetic head on real speech with phone times "
                                                  "(the lip seal hears /p b m/ through it; the motion stays the same)")
-    fit.add_argument("--model", default=None, help="model to start from (default: 'default')")
+    fit.add_argument("--model", default=None, help=model_help("default: 'default'; the one to refit"))
     fit.add_argument("--speech", nargs="+", required=True, metavar="DIR",
                      help="folders of .wav with .phone.json alignments (tools/real_speech.py prepares them)")
     fit.add_argument("--out", required=True, help="new model folder")
@@ -129,11 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--lip-seal", type=float, default=None, help="the new model's own lip seal strength, 0 to 1")
     fit.add_argument("--name", default=None, help="the new model's name (default: the old one's)")
     fit.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
-    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    evaluate = commands.add_parser("evaluate", help="measure a model: LVE, MVE, FDD, lip closure, opening")
-    evaluate.add_argument("--model", default=None)
+    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
+    evaluate = _command(commands, "evaluate", "measure a model: LVE, MVE, FDD, lip closure, opening")
+    evaluate.add_argument("--model", default=None, help=model_help())
     evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
-    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--split", default="test",
+                          help="which split of --data to measure: train, val or test, or a split of its splits.json "
+                               "(default test)")
     evaluate.add_argument("--audio-only", nargs="+", default=None, metavar="DIR",
                           help="folders of real speech .wav, each with a .phone.json alignment or a transcript")
     evaluate.add_argument("--transcripts", default=None,
@@ -142,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"), help="FLAME_masks.pkl")
     evaluate.add_argument("--template", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"),
                           help="FLAME head (its triangles locate the lips; audio-only runs animate it)")
-    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
     evaluate.add_argument("--json", default=None, help="also write the results here")
     evaluate.add_argument("--mode", default=None, choices=("parallel", "autoregressive"),
                           help="decoding mode (default: the model's)")
@@ -199,34 +226,33 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from .flame import load_flame_mesh
     from .mesh_io import write_npy, write_pc2
     from .models import Conditioning, load_model
+    from .outputs import check_output, claim_outputs
     from .pipeline import animate_takes
     from .styles import resolve_style
+    from .timing import check_fps
 
+    # everything that can be refused is refused before the model runs
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".npy", ".pc2"):
         raise OutputError(f"Output must end in .npy or .pc2, got '{args.out}'.")
-    outputs = take_outputs(args.out, args.takes)
-    existing = [path for path in outputs if os.path.exists(path)]
-    if existing and not args.overwrite:
-        raise OutputError(f"{existing[0]} already exists; pass --overwrite to replace it or choose another --out.")
-    if not args.fps > 0:
-        raise OutputError(f"--fps must be positive, got {args.fps}.")
-
-    template, triangles = load_flame_mesh(args.template)
-    audio = load_audio(args.audio)
-    conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed,
-                                guidance=args.guidance, lip_seal=args.lip_seal).validate()
-    model = load_model(args.model, device=pick_device(args.device))
-    resolve_style(conditioning, model, args.styles_dir)
-    motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)
-    for path, motion in zip(outputs, motions):  # every take computed before the first file is written
-        vertices = motion.vertices(template)
-        if ext == ".npy":
-            write_npy(path, vertices)
-        else:
-            write_pc2(path, vertices, start_frame=0.0, sampling=1.0)
-        print(f"wrote {path}: {vertices.shape[0]} frames at {args.fps:g} fps ({motion.duration_s:.2f} s)"
-              + (f", seed {motion.info['seed']}" if args.takes > 1 else ""), file=sys.stderr)
+    check_fps(args.fps)
+    outputs = [check_output(path, args.overwrite) for path in take_outputs(args.out, args.takes)]
+    with claim_outputs(outputs):  # a second run for the same file fails now, not after the work
+        template, triangles = load_flame_mesh(args.template)
+        audio = load_audio(args.audio)
+        conditioning = Conditioning(emotion=args.emotion, intensity=args.intensity, style=args.style, seed=args.seed,
+                                    guidance=args.guidance, lip_seal=args.lip_seal).validate()
+        model = load_model(args.model, device=pick_device(args.device))
+        resolve_style(conditioning, model, args.styles_dir)
+        motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)
+        for path, motion in zip(outputs, motions):  # every take computed before the first file is written
+            vertices = motion.vertices(template)
+            if ext == ".npy":
+                write_npy(path, vertices, overwrite=args.overwrite)
+            else:
+                write_pc2(path, vertices, start_frame=0.0, sampling=1.0, overwrite=args.overwrite)
+            print(f"wrote {path}: {vertices.shape[0]} frames at {args.fps:g} fps ({motion.duration_s:.2f} s)"
+                  + (f", seed {motion.info['seed']}" if args.takes > 1 else ""), file=sys.stderr)
     return 0
 
 
@@ -279,11 +305,18 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from .adapt import AdaptOptions, adapt_style, load_reference_files
     from .device import pick_device
     from .models import load_model
-    from .styles import save_style
+    from .outputs import check_output, claim_outputs
+    from .styles import check_style_name, save_style, style_paths
+    from .timing import check_fps
 
-    out = os.path.join(args.out, args.name) if os.path.isdir(args.out) else args.out
-    model = load_model(args.model, device=pick_device(args.device))
-    reference = load_reference_files(args.audio, args.motion, args.template, args.fps, model.fps)
+    # refused before the model loads: a bad name, rate or output
+    check_style_name(args.name)
+    out = args.out
+    if out.endswith(("/", os.sep)) or os.path.isdir(out):  # a styles folder: the files are named after the style
+        out = os.path.join(out, args.name)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)  # a styles folder is made as needed
+    check_fps(args.fps, "--fps of the reference motion")
+    files = [check_output(path, args.overwrite) for path in style_paths(out)]
     last = [-1.0]
 
     def progress(fraction: float, message: str) -> None:
@@ -291,9 +324,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             last[0] = fraction
             print(f"{fraction * 100:3.0f}% {message}", file=sys.stderr, flush=True)
 
-    options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=args.meta)
-    style = adapt_style(model, reference, args.name, options, progress)
-    path = save_style(style, out, overwrite=args.overwrite)
+    with claim_outputs(files):
+        model = load_model(args.model, device=pick_device(args.device))
+        reference = load_reference_files(args.audio, args.motion, args.template, args.fps, model.fps)
+        options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=args.meta)
+        style = adapt_style(model, reference, args.name, options, progress)
+        path = save_style(style, out, overwrite=args.overwrite)
     errors = style.info["held_back_error_mm2"]
     print(f"wrote style '{args.name}' to {path} ({os.path.getsize(path) / 1024:.0f} KB) in {style.info['seconds']:.1f} s; "
           f"held-back error {errors['unadapted']:.3f} -> {errors['final']:.3f} mm²", file=sys.stderr)
@@ -305,7 +341,10 @@ COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "corpus": cmd_corpus, "c
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .outputs import terminate_cleanly
+
     args = build_parser().parse_args(argv)
+    terminate_cleanly()
     try:
         return COMMANDS[args.command](args)
     except TalkingHeadError as exc:

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -28,77 +28,7 @@ from .errors import ConfigError
 from .features import FeatureCache
 from .models import build_model, read_model_config, save_model
 from .phones import IGNORED, frame_phone_labels
-
-
-# loss weights every architecture reads from its model config; older training configs had them at
-# the top level, where only one architecture read them
-MOVED_LOSS_WEIGHTS = frozenset({"weight_velocity", "weight_lip_contact"})
-
-
-# the model a training config without "model" settings (and without `init`) trains
-DEFAULT_MODEL = {"architecture": "imitator", "window_frames": 120, "overlap_frames": 30,
-                 "align_lookback": 3, "align_lookahead": 3}
-
-
-@dataclass
-class TrainConfig:
-    # model settings; on top of DEFAULT_MODEL, or with `init` on top of that model's own config
-    model: dict = field(default_factory=dict)
-    # a trained model (name or folder) whose weights the run starts from, to fine-tune it (on new data,
-    # or with other loss weights); its speaking styles are matched by name, new ones start at their mean
-    init: str = ""
-    # names of weights kept as they are (a parameter is frozen when its name starts with one of them,
-    # e.g. "content_branch"): a fine-tune can then teach some parts without unlearning the others
-    freeze: list = field(default_factory=list)
-    steps: int = 3000
-    batch: int = 8
-    crop_frames: int = 120
-    # join clips of the same speaker back to back until a crop fills crop_frames: training sentences
-    # (2-4 s) are shorter than the windows long audio is decoded in, so without joining the decoder
-    # never sees the context lengths and frame positions it meets at inference
-    join_clips: bool = False
-    lr: float = 1e-3
-    augment: float = 0.7  # probability that a clip's audio is augmented
-    # log-mel only: also warp the mel axis (vocal tract length, +-12%) and mask frequency bands of an
-    # augmented clip's features, so the decoder cannot lean on the synthetic voices' exact spectra
-    spectral_augment: bool = False
-    # pretrained encoders: features are computed once per clip (clean + this many augmented copies)
-    # and cached; the log-mel encoder is cheap enough to run on freshly augmented audio every step
-    feature_variants: int = 3
-    feature_cache: str = ""  # folder for cached features; "" = <run folder>/features
-    emotions: list = field(default_factory=list)  # train only on clips with these emotions ([] = all)
-    transcripts: str = ""  # for data without phone times (real VOCASET): aligned with pocketsphinx
-    # meta-learned start for style adaptation (Reptile over training speakers), after the main
-    # training; {"steps": 0} turns it off. Keys: see core.adapt.MetaOptions
-    meta: dict = field(default_factory=lambda: {"steps": 0})
-    validate_every: int = 500
-    # exponential moving average of the weights (0 = off, e.g. 0.995 = about the last 200 steps):
-    # validation, the saved model and the meta-learned start use the average, which does not swing
-    # with the last batches the way the raw weights do
-    weight_average: float = 0.0
-    seed: int = 0
-    threads: int = 0  # 0: torch's default
-    device: str = "auto"  # where the model trains: auto (the GPU when there is one), cpu, cuda, mps
-
-    @classmethod
-    def from_file(cls, path: str | None) -> "TrainConfig":
-        if not path:
-            return cls()
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-        base = cls()
-        model = dict(data.pop("model", {}))
-        for name in MOVED_LOSS_WEIGHTS.intersection(data):
-            # older configs set these at the top level; loss weights now live in "model"
-            value = data.pop(name)
-            if name in model and model[name] != value:
-                raise ConfigError(f"{path}: {name} is set twice ({value} at the top level, {model[name]} in "
-                                  f"\"model\"); keep the one in \"model\"")
-            model[name] = value
-        unknown = set(data) - set(asdict(base))
-        if unknown:
-            raise ConfigError(f"{path}: unknown training settings {sorted(unknown)}; known: {sorted(asdict(base))}")
-        return cls(**{**asdict(base), **data, "model": model})
+from .train_config import DEFAULT_MODEL, TrainConfig
 
 
 def augment_audio(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -402,27 +332,82 @@ def reuse_large_host_buffers(threshold_bytes: int = 256 << 20) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)))
 
 
+def load_checkpoint(path: str, device: torch.device) -> dict | None:
+    """A run's checkpoint, read with torch's weights-only loader: tensors, numbers, strings and plain
+    containers, so a planted file cannot run code. None when there is none yet."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"Cannot resume from {path}: {reason[:300]}. It is damaged, not a checkpoint, or from an "
+                          "older version of Talking Head; move it away to start the run afresh.") from None
+
+
 def train(data: str, out: str, config: TrainConfig, log=print) -> str:
     """Train (or resume) into `out`; returns the model folder. `out` is created only once the data,
     the init model and any checkpoint there have been read, so a mistyped argument leaves nothing."""
+    from .device import pick_device
+
     torch.manual_seed(config.seed)
     reuse_large_host_buffers()
     if config.threads:
         torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
+    train_clips, val_clips = read_training_clips(data, config)
+    subjects = sorted({c.subject for c in train_clips})
+    device = torch.device(pick_device(config.device))
+    checkpoint = os.path.join(out, "checkpoint.pt")
+    state = load_checkpoint(checkpoint, device)
+    model = build_run_model(config, state, subjects, train_clips, log)
+    trainable = trainable_parameters(model, config.freeze, log)
+    os.makedirs(out, exist_ok=True)
+    if config.transcripts:
+        attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
+    run = Optimisation(model.to(device), trainable, config)
+    start_step, history = run.resume(state, out, rng, log) if state is not None else (0, [])
+    run.start_weight_average(state)
+
+    cache = None
+    if run.model.config["encoder"]["type"] != "logmel":  # pretrained encoders: features computed once
+        cache = FeatureCache(run.model.encoder, config.feature_cache or os.path.join(out, "features"),
+                             config.feature_variants, config.seed, augment_audio)
+        cache.fill(train_clips, log)
+    store, val_store = ClipStore(train_clips, cache), ClipStore(val_clips)
+    batches = BatchSampler(store, train_clips, subjects, cache, config, run.model.encoder)
+    losses = LossLog(start_step, config.steps, log)
+    run.model.train()
+    for step in range(start_step, config.steps):
+        batch = batches.sample(rng, device)
+        batch["progress"] = step / config.steps
+        done = step + 1
+        losses.add(done, *run.step(batch), history)
+        if done % config.validate_every == 0 or done == config.steps:
+            if val_clips:  # a dataset without a val split still checkpoints, so its runs can resume
+                mve = validate(run.evaluated_model, val_store)
+                history.append({"step": done, "val_mve_mm": mve})
+                log(f"step {done}: validation mean vertex error {mve:.3f} mm")
+                run.model.train()
+            run.save_checkpoint(checkpoint, rng, done, history)
+    return save_run_model(run.evaluated_model, out, data, config, store, rng, history, subjects, log)
+
+
+def read_training_clips(data: str, config: TrainConfig) -> tuple[list[Clip], list[Clip]]:
+    """The training clips, and the validation clips where the data has a val split."""
     train_clips = select_clips(load_clips(data, "train"), config.emotions)
     try:
         val_clips = select_clips(load_clips(data, "val"), config.emotions)
     except Exception:
         val_clips = []
-    subjects = sorted({c.subject for c in train_clips})
-    from .device import pick_device
+    return train_clips, val_clips
 
-    device = torch.device(pick_device(config.device))
-    checkpoint = os.path.join(out, "checkpoint.pt")
-    state = torch.load(checkpoint, weights_only=False, map_location=device) if os.path.isfile(checkpoint) else None
-    # a resumed run goes on with the network it was training (older checkpoints lack it); the init model
-    # is read only when needed, so a fine-tune resumes after its start is gone
+
+def build_run_model(config: TrainConfig, state: dict | None, subjects: list[str], train_clips: list[Clip],
+                    log=print) -> torch.nn.Module:
+    """The network a run trains: a resumed run's own (older checkpoints lack it), else the init model's
+    or the default, sized for these speakers; a fine-tune starts from the init model's weights. The
+    init model is read only when needed, so a fine-tune resumes after its start is gone."""
     base = state.get("model_config") if state is not None else None
     if base is None:
         base = init_settings(read_model_config(config.init), config) if config.init else DEFAULT_MODEL
@@ -433,121 +418,146 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
                              f"init model {config.init}", "fine-tuning keeps the network's sizes, so change only "
                              "loss weights and training settings",
                              optional=getattr(model, "optional_parameters", ()))
-    trainable = trainable_parameters(model, config.freeze, log)
-    os.makedirs(out, exist_ok=True)
-    if config.transcripts:
-        attach_alignments(train_clips + val_clips, config.transcripts, os.path.join(out, "alignments"), log)
-    model = model.to(device)
-    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=1e-4)
-    # config.steps is read at every step so a resumed run can be extended
-    stage_starts = tuple(getattr(model, "training_stage_starts", ()))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: learning_rate_factor(s, config.steps, stage_starts))
-    start_step, history = 0, []
-    average = None
-    if state is not None:
-        load_fitting_weights(model, state["model"], f"the checkpoint in {out}",
+    return model
+
+
+class Optimisation:
+    """One run's optimiser, learning-rate schedule and optional weight average, with their checkpoint."""
+
+    def __init__(self, model: torch.nn.Module, trainable: list[torch.nn.Parameter], config: TrainConfig):
+        self.model, self.config, self.average = model, config, None
+        self.optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=1e-4)
+        stage_starts = tuple(getattr(model, "training_stage_starts", ()))
+        # config.steps is read at every step so a resumed run can be extended
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimiser, lambda s: learning_rate_factor(s, config.steps, stage_starts))
+
+    def resume(self, state: dict, out: str, rng: np.random.Generator, log=print) -> tuple[int, list]:
+        """Take up a checkpoint's weights, optimiser, schedule and random state; returns (step, history)."""
+        load_fitting_weights(self.model, state["model"], f"the checkpoint in {out}",
                              "resume with the config (and --init) the run started with")
         try:
-            optimiser.load_state_dict(state["optimiser"])
+            self.optimiser.load_state_dict(state["optimiser"])
         except ValueError:
             raise ConfigError(f"the checkpoint in {out} trained other weights than this config's \"freeze\" "
                               "leaves free: resume with the \"freeze\" the run started with") from None
-        schedule.load_state_dict(state["schedule"])
-        rng = state["rng"]
+        self.schedule.load_state_dict(state["schedule"])
+        rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
-        start_step, history = state["step"], state["history"]
-        log(f"resumed from step {start_step}")
+        log(f"resumed from step {state['step']}")
         # the config's rate wins over the checkpoint's, so a resumed run can be fine-tuned at a new rate
-        if not np.isclose(schedule.base_lrs[0], config.lr):
-            log(f"learning rate: {config.lr:g} from the config (the checkpoint's was {schedule.base_lrs[0]:g})")
-            schedule.base_lrs = [config.lr for _ in schedule.base_lrs]
-    if config.weight_average:
-        average = WeightAverage(model, config.weight_average, state.get("average_updates", 0) if state else 0)
-        if state is not None and "average" in state:
-            average.model.load_state_dict(state["average"])
+        if not np.isclose(self.schedule.base_lrs[0], self.config.lr):
+            log(f"learning rate: {self.config.lr:g} from the config (the checkpoint's was {self.schedule.base_lrs[0]:g})")
+            self.schedule.base_lrs = [self.config.lr for _ in self.schedule.base_lrs]
+        return state["step"], state["history"]
 
-    cache = None
-    if model.config["encoder"]["type"] != "logmel":
-        cache = FeatureCache(model.encoder, config.feature_cache or os.path.join(out, "features"),
-                             config.feature_variants, config.seed, augment_audio)
-        cache.fill(train_clips, log)
-    store = ClipStore(train_clips, cache)
-    val_store = ClipStore(val_clips)
-    masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in train_clips}
-    onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
-    started, running = time.time(), []
-    model.train()
-    for step in range(start_step, config.steps):
-        picks = rng.integers(len(train_clips), size=config.batch)
+    def start_weight_average(self, state: dict | None) -> None:
+        if self.config.weight_average:
+            self.average = WeightAverage(self.model, self.config.weight_average,
+                                         state.get("average_updates", 0) if state else 0)
+            if state is not None and "average" in state:
+                self.average.model.load_state_dict(state["average"])
+
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """What validation, the saved model and the meta start use: the average when there is one."""
+        return self.model if self.average is None else self.average.model
+
+    def step(self, batch: dict) -> tuple[float, dict]:
+        loss, parts = self.model.training_loss(batch)
+        self.optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimiser.step()
+        self.schedule.step()
+        if self.average is not None:
+            self.average.update(self.model)
+        return loss.item(), {k: float(v) for k, v in parts.items()}
+
+    def save_checkpoint(self, path: str, rng: np.random.Generator, done: int, history: list) -> None:
+        """Everything a resume needs, as tensors and plain values (read back with weights_only)."""
+        state = {"model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+                 "schedule": self.schedule.state_dict(), "rng": rng.bit_generator.state,
+                 "torch_rng": torch.get_rng_state(), "step": done, "history": history,
+                 "model_config": dict(self.model.config)}
+        if self.average is not None:
+            state.update({"average": self.average.model.state_dict(), "average_updates": self.average.updates})
+        torch.save(state, path + ".part")
+        os.replace(path + ".part", path)
+
+
+class BatchSampler:
+    """Random training batches: crops of (joined) clips with their features, offsets, lip contact,
+    phone labels, speaking style, lip mask and emotion."""
+
+    def __init__(self, store: ClipStore, clips: list[Clip], subjects: list[str], cache: FeatureCache | None,
+                 config: TrainConfig, encoder):
+        self.store, self.clips, self.cache, self.config, self.encoder = store, clips, cache, config, encoder
+        self.masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in clips}
+        self.onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
+
+    def features(self, joined: list[int], audio: np.ndarray, start: int, length: int, augmented: bool,
+                 rng: np.random.Generator) -> torch.Tensor:
+        """A crop's speech features: cached (a random augmented variant) or encoded from its audio."""
+        if self.cache is not None:
+            variant = int(rng.integers(1, self.cache.variants + 1)) if augmented and self.cache.variants else 0
+            return self.store.joined_features(joined, variant)[start:start + length].float()
+        segment = audio[int(start / 30 * 16000): int((start + length) / 30 * 16000)]
+        if augmented:
+            segment = augment_audio(segment, rng)
+        encoded = self.encoder.encode(segment, torch.device("cpu"))
+        if augmented and self.config.spectral_augment:
+            encoded = augment_spectrum(encoded, rng)
+        return resample_features(encoded, length)
+
+    def sample(self, rng: np.random.Generator, device: torch.device) -> dict:
+        config, store = self.config, self.store
+        picks = rng.integers(len(self.clips), size=config.batch)
         parts = [store.joined_clips(int(i), config.crop_frames, rng) if config.join_clips else [int(i)]
                  for i in picks]
-        items = [store.get_joined(p, with_audio=cache is None) for p in parts]
+        items = [store.get_joined(p, with_audio=self.cache is None) for p in parts]
         length = min(config.crop_frames, min(len(o) for _, o, _ in items))
-        feats, targets, contacts, styles, lips, emotions, phones = [], [], [], [], [], [], []
+        fields = {k: [] for k in ("features", "target_mm", "contact", "style", "lips", "emotion", "phones")}
         for i, joined, (audio, offsets, contact) in zip(picks, parts, items):
             start = int(rng.integers(0, len(offsets) - length + 1))
             augmented = rng.random() < config.augment
-            if cache is not None:
-                variant = int(rng.integers(1, cache.variants + 1)) if augmented and cache.variants else 0
-                feats.append(store.joined_features(joined, variant)[start:start + length].float())
-            else:
-                segment = audio[int(start / 30 * 16000): int((start + length) / 30 * 16000)]
-                if augmented:
-                    segment = augment_audio(segment, rng)
-                encoded = model.encoder.encode(segment, torch.device("cpu"))
-                if augmented and config.spectral_augment:
-                    encoded = augment_spectrum(encoded, rng)
-                feats.append(resample_features(encoded, length))
-            clip = train_clips[int(i)]
-            targets.append(torch.from_numpy(offsets[start:start + length]))
-            contacts.append(torch.from_numpy(contact[start:start + length]))
-            phones.append(torch.from_numpy(store.joined_phone_labels(joined)[start:start + length]))
-            styles.append(onehots[clip.subject])
-            lips.append(masks[clip.subject])
-            emotions.append(emotion_vector(clip.emotion, clip.intensity))
-        batch = {
-            "features": torch.stack(feats), "target_mm": torch.stack(targets) * 1000.0, "contact": torch.stack(contacts),
-            "style": torch.stack(styles), "lips": torch.stack(lips), "emotion": torch.stack(emotions),
-            "phones": torch.stack(phones),
-        }
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        batch["progress"] = step / config.steps
-        loss, parts = model.training_loss(batch)
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        schedule.step()
-        if average is not None:
-            average.update(model)
-        running.append({"loss": loss.item(), **{k: float(v) for k, v in parts.items()}})
-        done = step + 1
-        if done % 50 == 0 or done == config.steps:
-            keys = list(dict.fromkeys(k for r in running for k in r))  # parts may change (staged models)
-            mean = {k: float(np.mean([r[k] for r in running if k in r])) for k in keys}
-            running = []
-            rate = (done - start_step) / (time.time() - started)
-            eta = (config.steps - done) / max(rate, 1e-9)
-            detail = " ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "loss")
-            log(f"step {done}/{config.steps} loss {mean['loss']:.4f} ({detail}) {rate:.1f} steps/s, ETA {eta / 60:.1f} min")
-            history.append({"step": done, "loss": mean["loss"]})
-        if done % config.validate_every == 0 or done == config.steps:
-            if val_clips:  # a dataset without a val split still checkpoints, so its runs can resume
-                mve = validate(model if average is None else average.model, val_store)
-                history.append({"step": done, "val_mve_mm": mve})
-                log(f"step {done}: validation mean vertex error {mve:.3f} mm")
-                model.train()
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(), "rng": rng, "torch_rng": torch.get_rng_state(),
-                        "step": done, "history": history, "model_config": dict(model.config),
-                        **({} if average is None else {"average": average.model.state_dict(),
-                                                       "average_updates": average.updates})}, checkpoint + ".part")
-            os.replace(checkpoint + ".part", checkpoint)
+            fields["features"].append(self.features(joined, audio, start, length, augmented, rng))
+            clip = self.clips[int(i)]
+            fields["target_mm"].append(torch.from_numpy(offsets[start:start + length]) * 1000.0)
+            fields["contact"].append(torch.from_numpy(contact[start:start + length]))
+            fields["phones"].append(torch.from_numpy(store.joined_phone_labels(joined)[start:start + length]))
+            fields["style"].append(self.onehots[clip.subject])
+            fields["lips"].append(self.masks[clip.subject])
+            fields["emotion"].append(emotion_vector(clip.emotion, clip.intensity))
+        return {k: torch.stack(v).to(device, non_blocking=True) for k, v in fields.items()}
 
+
+class LossLog:
+    """The mean loss (and its parts) every 50 steps, with speed and time left, into the log and history."""
+
+    def __init__(self, start_step: int, steps: int, log=print):
+        self.start_step, self.steps, self.log = start_step, steps, log
+        self.started, self.running = time.time(), []
+
+    def add(self, done: int, loss: float, parts: dict, history: list) -> None:
+        self.running.append({"loss": loss, **parts})
+        if done % 50 and done != self.steps:
+            return
+        keys = list(dict.fromkeys(k for r in self.running for k in r))  # parts may change (staged models)
+        mean = {k: float(np.mean([r[k] for r in self.running if k in r])) for k in keys}
+        self.running = []
+        rate = (done - self.start_step) / (time.time() - self.started)
+        eta = (self.steps - done) / max(rate, 1e-9)
+        detail = " ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "loss")
+        self.log(f"step {done}/{self.steps} loss {mean['loss']:.4f} ({detail}) {rate:.1f} steps/s, ETA {eta / 60:.1f} min")
+        history.append({"step": done, "loss": mean["loss"]})
+
+
+def save_run_model(model, out: str, data: str, config: TrainConfig, store: ClipStore, rng: np.random.Generator,
+                   history: list, subjects: list[str], log=print) -> str:
+    """The run's model folder: weights and config, the meta-learned adaptation start if asked for,
+    and training.json (data, settings, history, speakers)."""
     folder = os.path.join(out, "model")
-    if average is not None:
-        model = average.model
     model.config["name"] = os.path.basename(os.path.normpath(out))
     save_model(model, folder)
     if int(config.meta.get("steps", 0)) > 0:

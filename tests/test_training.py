@@ -57,7 +57,7 @@ def test_tiny_training_run_learns_resumes_and_evaluates(tiny_corpus, tmp_path): 
     train(str(tiny_corpus), str(tmp_path / "run"), config, log=lines.append)
     assert "resumed from step 100" in lines
     assert "learning rate: 0.001 from the config (the checkpoint's was 0.003)" in lines
-    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert saved["step"] == 150 and saved["schedule"]["base_lrs"] == [1e-3]
 
     triangles = read_mesh(str(shared_path("flame/FLAME_sample.ply")))[1]
@@ -276,7 +276,7 @@ def test_fine_tuning_starts_from_a_trained_model_and_matches_its_styles_by_name(
     assert "resumed from step 1" in lines and load_model(str(tmp_path / "run" / "model")).config["d_model"] == 32
     save_model(start, str(tmp_path / "start"))
     # checkpoints written before they recorded their network fall back on the init model's settings
-    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     del saved["model_config"]
     torch.save(saved, tmp_path / "run" / "checkpoint.pt")
     config.steps = 3
@@ -449,14 +449,14 @@ def test_weight_average_follows_the_trained_weights_and_is_what_a_run_saves(tiny
                          model={"d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16})
     run = tmp_path / "run"
     saved = load_model(train(str(tiny_corpus), str(run), config, log=lambda _: None)).state_dict()
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["average_updates"] == 3
     name = "audio_projection.weight"
     assert torch.equal(saved[name], state["average"][name])
     assert not torch.equal(saved[name], state["model"][name])  # the raw weights moved on past the average
     config.steps = 5  # a resumed run goes on with its average
     train(str(tiny_corpus), str(run), config, log=lambda _: None)
-    resumed = torch.load(run / "checkpoint.pt", weights_only=False)
+    resumed = torch.load(run / "checkpoint.pt", weights_only=True)
     assert resumed["average_updates"] == 5
     assert not torch.equal(resumed["average"][name], state["average"][name])
 
