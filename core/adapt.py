@@ -27,6 +27,11 @@ META_FILE = "adaptation.safetensors"
 MIN_REFERENCE_S = 2.0
 
 
+# a speaking face moves its lips by millimetres (standard deviation over a clip, at the most-moving
+# vertex, about 2-4 mm); below this the "reference" is a still head or capture noise
+MIN_REFERENCE_MOVEMENT_MM = 0.3
+
+
 class ReferenceError(TalkingHeadError):
     """The reference clip cannot be used for adaptation."""
 
@@ -67,7 +72,7 @@ def make_reference(audio: np.ndarray, vertices: np.ndarray, template: np.ndarray
     frame and rate. Short, silent, foreign-topology or out-of-sync clips are refused clearly."""
     from .flame import N_VERTICES, check_topology
     from .head_frame import IDENTITY_FRAME, estimate_head_frame
-    from .timing import resample_frames
+    from .timing import check_fps, resample_frames
 
     duration = len(audio) / SAMPLE_RATE
     if duration < MIN_REFERENCE_S:
@@ -81,14 +86,20 @@ def make_reference(audio: np.ndarray, vertices: np.ndarray, template: np.ndarray
         raise ReferenceError(f"The reference motion has shape {vertices.shape}; expected frames x {len(template)} x 3 "
                              "vertices of the same FLAME-topology mesh as the template.")
     check_topology(len(template), triangles)
-    if fps <= 0:
-        raise ReferenceError(f"Frame rate {fps} is not valid; give the rate the motion was captured at.")
+    check_fps(fps, "--fps of the reference motion", ReferenceError)
+    if not np.all(np.isfinite(vertices)):
+        raise ReferenceError("The reference motion holds NaN or infinite positions; export it again.")
     motion_s = len(vertices) / fps
     if abs(motion_s - duration) > max(0.25, 0.05 * duration):
         raise ReferenceError(f"The motion lasts {motion_s:.2f} s ({len(vertices)} frames at {fps:g} fps) but the audio "
                              f"{duration:.2f} s: they are out of sync. Check the frame rate or trim them to match.")
     frame = estimate_head_frame(template, triangles) if triangles is not None else IDENTITY_FRAME
     offsets = frame.points_to_canonical(vertices - template[None])
+    movement_mm = 1000.0 * float(offsets.std(axis=0).max()) if len(offsets) else 0.0
+    if movement_mm < MIN_REFERENCE_MOVEMENT_MM:
+        raise ReferenceError(f"The reference face barely moves (no vertex varies by more than {movement_mm:.2f} mm over "
+                             "the clip): there is no speaking style to learn from it. Give the actor's animated motion "
+                             "while they speak, not a still head.")
     return ReferenceClip(np.asarray(audio, dtype=np.float32), resample_frames(offsets, fps, model_fps, duration),
                          model_fps)
 
@@ -230,7 +241,7 @@ def adapt_style(model, reference: ReferenceClip, name: str, options: AdaptOption
         raise ModelError(f"Unknown adaptation stage 2 '{options.stage2}'; use lora, none or full.")
     report(1.0, "Done")
     return Style(
-        name=name, base_model=model.name, base_fingerprint=model_fingerprint(model),
+        name=name, base_model=model.config.get("name", model.name), base_fingerprint=model_fingerprint(model),
         tensors={k: v.detach().cpu().numpy().astype(np.float32) for k, v in tensors.items()},
         info={"reference_seconds": round(len(reference.audio) / SAMPLE_RATE, 2), "options": asdict(options),
               "held_back_error_mm2": {"unadapted": before, "stage1": after1, "final": final},
@@ -242,7 +253,8 @@ def adapt_style(model, reference: ReferenceClip, name: str, options: AdaptOption
 def read_motion(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     """(frames (T, V, 3), triangles or None) from a .npy (T x V x 3 or T x 3V), a .pc2, or a
     folder of .ply/.obj frames in name order."""
-    from .mesh_io import read_mesh, read_pc2
+    from .errors import TopologyError
+    from .mesh_io import read_mesh, read_npy, read_pc2
 
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.lower().endswith((".ply", ".obj")))
@@ -259,13 +271,16 @@ def read_motion(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if not os.path.isfile(path):
         raise ReferenceError(f"Reference motion not found: {path}")
     lower = path.lower()
-    if lower.endswith(".npy"):
-        frames = np.load(path)
-        if frames.ndim == 2 and frames.shape[1] % 3 == 0:
-            frames = frames.reshape(len(frames), -1, 3)
-        return frames.astype(np.float32), None
-    if lower.endswith(".pc2"):
-        return read_pc2(path)[0].astype(np.float32), None
+    try:
+        if lower.endswith(".npy"):
+            frames = read_npy(path, "motion")
+            if frames.ndim == 2 and frames.shape[1] % 3 == 0:
+                frames = frames.reshape(len(frames), -1, 3)
+            return frames.astype(np.float32), None
+        if lower.endswith(".pc2"):
+            return read_pc2(path)[0].astype(np.float32), None
+    except TopologyError as exc:
+        raise ReferenceError(f"Reference motion: {exc}") from None
     raise ReferenceError(f"Unsupported reference motion {path}: use .npy, .pc2 or a folder of .ply/.obj frames.")
 
 

@@ -32,6 +32,7 @@ def load_audio(path: str, offset_s: float = 0.0, duration_s: float | None = None
     if os.path.getsize(path) == 0:
         raise AudioError(f"Audio file is empty (0 bytes): {path}. {SUPPORTED_HINT}")
 
+    check_wav_complete(path)
     import librosa  # imported here: it is slow to import and only needed when audio is read
 
     try:
@@ -51,6 +52,44 @@ def load_audio(path: str, offset_s: float = 0.0, duration_s: float | None = None
         raise AudioError(f"Could not read audio {path}: {reason}. {SUPPORTED_HINT}") from None
 
     return check_speech(np.ascontiguousarray(samples, dtype=np.float32), path)
+
+
+def check_wav_complete(path: str) -> None:
+    """Refuse a WAV file whose data is shorter than its header says (a cut-off copy or download):
+    decoders read what is there silently, and only part of the line would be animated."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            riff = handle.read(12)
+            if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+                return  # not a plain WAV: left to the decoder
+            size = os.path.getsize(path)
+            rate = block_align = 0
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return
+                kind, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if kind == b"fmt ":
+                    fmt = handle.read(min(length, 16))
+                    if len(fmt) >= 16:
+                        _, _, rate, _, block_align = struct.unpack("<HHIIH", fmt[:14])
+                    handle.seek(length - len(fmt) + (length & 1), os.SEEK_CUR)
+                elif kind == b"data":
+                    present = size - handle.tell()
+                    if length in (0, 0xFFFFFFFF) or present >= length:  # 0 / -1: streamed, length unknown
+                        return
+                    if block_align and rate:
+                        said, held = length / block_align / rate, present / block_align / rate
+                        detail = f"its header says {said:.2f} s of sound but the file holds {held:.2f} s"
+                    else:
+                        detail = f"its header says {length} bytes of sound but the file holds {present}"
+                    raise AudioError(f"Audio file {path} is truncated: {detail}. Copy or export it again.")
+                else:
+                    handle.seek(length + (length & 1), os.SEEK_CUR)
+    except OSError as exc:
+        raise AudioError(f"Could not read audio {path}: {exc.strerror or exc}. {SUPPORTED_HINT}") from None
 
 
 def check_speech(samples: np.ndarray, name: str = "audio") -> np.ndarray:

@@ -22,7 +22,7 @@ import torch
 from .audio import load_audio
 from .data import Clip
 from .encoders import SpeechEncoder
-from .mesh_io import atomic_output
+from .outputs import atomic_output
 
 
 def encoder_key(encoder: SpeechEncoder) -> str:

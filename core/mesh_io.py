@@ -1,20 +1,18 @@
 """Mesh and vertex-animation files: PLY/OBJ/NPY templates in, NPY/PC2 animations out.
 
-Writers go through a temporary file and an atomic rename, so an interrupted or failed write
-never leaves a half-written file where the user expects a result.
+Writers go through core.outputs.atomic_output (a temporary file and an atomic rename), so an
+interrupted or failed write never leaves a half-written file where the user expects a result.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import tempfile
-from typing import Iterator
 
 import numpy as np
 
-from .errors import OutputError, TopologyError
+from .errors import TopologyError
+from .outputs import atomic_output
 
 PC2_HEADER = struct.Struct("<12siiffi")
 PC2_MAGIC = b"POINTCACHE2\0"
@@ -32,19 +30,49 @@ def read_mesh(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if not os.path.isfile(path):
         raise TopologyError(f"Mesh file not found: {path}. Give a FLAME-topology .ply, .obj or .npy file.")
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".ply", ".obj", ".npy"):
+        raise TopologyError(f"Unsupported mesh format '{ext}' for {path}. Use .ply, .obj or .npy.")
     try:
         if ext == ".ply":
-            return _read_ply(path)
-        if ext == ".obj":
-            return _read_obj(path)
-        if ext == ".npy":
-            verts = np.load(path, allow_pickle=False)
-            return _as_vertex_array(verts, path), None
+            verts, faces = _read_ply(path)
+        elif ext == ".obj":
+            verts, faces = _read_obj(path)
+        else:
+            verts, faces = _as_vertex_array(read_npy(path, "mesh"), path), None
     except TopologyError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # a corrupt file surfaces as many kinds of parsing error
         raise TopologyError(f"Could not read mesh {path}: {exc}. Give a valid .ply, .obj or .npy file.") from None
-    raise TopologyError(f"Unsupported mesh format '{ext}' for {path}. Use .ply, .obj or .npy.")
+    return check_mesh_values(verts, faces, path)
+
+
+def check_mesh_values(verts: np.ndarray, faces: np.ndarray | None, path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Refuse vertex positions that are NaN or infinite and faces that point past the vertices."""
+    bad = int(np.count_nonzero(~np.isfinite(verts)))
+    if bad:
+        raise TopologyError(f"{path} has {bad} NaN or infinite vertex coordinates; re-export the mesh.")
+    if faces is not None and faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
+        raise TopologyError(f"{path} has faces that refer to vertices it does not have; re-export the mesh.")
+    return verts, faces
+
+
+def read_npy(path: str, what: str = "array") -> np.ndarray:
+    """A plain numeric array from a .npy file: never unpickles, and says what is wrong with a file
+    that is truncated, corrupt, or holds Python objects."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc) or "Object arrays" in str(exc):
+            raise TopologyError(f"{path} holds Python objects (pickled data), not a {what} of numbers. Save it with "
+                                "numpy.save of a float array.") from None
+        raise TopologyError(f"{path} is not a valid .npy file ({exc}); it may be truncated. Save it again.") from None
+    except (OSError, EOFError) as exc:
+        raise TopologyError(f"Cannot read {path} ({exc}); it may be truncated or not a .npy file.") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
+        raise TopologyError(f"{path} is an .npz archive, not a .npy {what}. Save one array with numpy.save.")
+    if array.dtype.kind not in "fiu":
+        raise TopologyError(f"{path} holds {array.dtype} values, not a {what} of numbers.")
+    return array
 
 
 def _as_vertex_array(verts: np.ndarray, path: str) -> np.ndarray:
@@ -160,44 +188,43 @@ def _read_obj(path: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(verts, dtype=np.float32), np.array(faces, dtype=np.int64).reshape(-1, 3)
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, mode: str = "wb") -> Iterator:
-    """Open a temporary file beside `path`; it replaces `path` only if the block finishes."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OutputError(f"Output folder does not exist: {folder}. Create it or choose another output path.")
-    fd, tmp = tempfile.mkstemp(prefix=".talkinghead-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def write_pc2(path: str, frames: np.ndarray, start_frame: float = 0.0, sampling: float = 1.0) -> None:
+def write_pc2(path: str, frames: np.ndarray, start_frame: float = 0.0, sampling: float = 1.0,
+              overwrite: bool = True) -> None:
     """Write absolute vertex positions (T, V, 3) as a little-endian PC2 point cache."""
     frames = np.ascontiguousarray(frames, dtype="<f4")
     if frames.ndim != 3 or frames.shape[2] != 3:
         raise ValueError(f"PC2 needs frames of shape (T, V, 3), got {frames.shape}")
     header = PC2_HEADER.pack(PC2_MAGIC, 1, frames.shape[1], float(start_frame), float(sampling), frames.shape[0])
-    with atomic_output(path) as handle:
+    with atomic_output(path, overwrite=overwrite) as handle:
         handle.write(header)
         handle.write(frames.tobytes())
 
 
 def read_pc2(path: str) -> tuple[np.ndarray, float, float]:
-    """Frames (T, V, 3), start frame and sampling of a PC2 file."""
-    with open(path, "rb") as handle:
-        magic, version, n_verts, start, sampling, n_frames = PC2_HEADER.unpack(handle.read(PC2_HEADER.size))
-        if magic != PC2_MAGIC:
-            raise TopologyError(f"{path} is not a PC2 point cache.")
-        data = np.frombuffer(handle.read(), dtype="<f4", count=n_frames * n_verts * 3)
-    return data.reshape(n_frames, n_verts, 3).astype(np.float32), start, sampling
+    """Frames (T, V, 3), start frame and sampling of a PC2 file; the header is checked against the
+    file's size before anything is read."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            header = handle.read(PC2_HEADER.size)
+            if len(header) < PC2_HEADER.size or header[:12] != PC2_MAGIC:
+                raise TopologyError(f"{path} is not a PC2 point cache (no POINTCACHE2 header).")
+            _, version, n_verts, start, sampling, n_frames = PC2_HEADER.unpack(header)
+            if n_verts <= 0 or n_frames < 0:
+                raise TopologyError(f"{path}: PC2 header is corrupt ({n_verts} vertices, {n_frames} frames).")
+            expected = PC2_HEADER.size + n_frames * n_verts * 12
+            if size < expected:
+                raise TopologyError(f"{path} is truncated: its header promises {n_frames} frames of {n_verts} vertices "
+                                    f"({expected} bytes) but the file has {size}. Write the cache again.")
+            data = np.fromfile(handle, dtype="<f4", count=n_frames * n_verts * 3)
+    except OSError as exc:
+        raise TopologyError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    frames = data.reshape(n_frames, n_verts, 3).astype(np.float32)
+    if not np.all(np.isfinite(frames)):
+        raise TopologyError(f"{path} holds NaN or infinite positions; write the cache again.")
+    return frames, start, sampling
 
 
-def write_npy(path: str, array: np.ndarray) -> None:
-    with atomic_output(path) as handle:
+def write_npy(path: str, array: np.ndarray, overwrite: bool = True) -> None:
+    with atomic_output(path, overwrite=overwrite) as handle:
         np.save(handle, array)

@@ -97,7 +97,7 @@ def grid(images: list[np.ndarray], columns: int, gap: int = 4) -> np.ndarray:
 
 def write_png(path: str, image: np.ndarray) -> None:
     """Write a greyscale (H, W) or RGB (H, W, 3) uint8 image as PNG."""
-    from .mesh_io import atomic_output
+    from .outputs import atomic_output
 
     image = np.ascontiguousarray(image, dtype=np.uint8)
     colour = 2 if image.ndim == 3 else 0

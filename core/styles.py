@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,16 +59,16 @@ def save_style(style: Style, path: str, overwrite: bool = False) -> str:
     """Write the pair atomically; an existing style of that name is kept unless `overwrite`."""
     from safetensors.numpy import save
 
-    from .mesh_io import atomic_output
+    from .outputs import atomic_output
 
     weights, meta = style_paths(path)
     folder = os.path.dirname(os.path.abspath(weights))
     os.makedirs(folder, exist_ok=True)
     if not overwrite and (os.path.exists(weights) or os.path.exists(meta)):
         raise ModelError(f"A style already exists at {weights}; choose another name or allow overwriting.")
-    with atomic_output(weights) as handle:
+    with atomic_output(weights, overwrite=overwrite) as handle:
         handle.write(save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in style.tensors.items()}))
-    with atomic_output(meta, "w") as handle:
+    with atomic_output(meta, "w", overwrite=overwrite) as handle:
         json.dump({"format": STYLE_FORMAT, "name": style.name, "base_model": style.base_model,
                    "base_fingerprint": style.base_fingerprint, **style.info}, handle, indent=1)
     return weights
@@ -85,9 +86,18 @@ def load_style(path: str) -> Style:
         tensors = load_file(weights)
     except Exception as exc:
         raise ModelError(f"Style {weights} cannot be read ({exc}); adapt it again.") from None
-    if info.get("format") != STYLE_FORMAT or "style" not in tensors:
-        raise ModelError(f"{weights} is not a Talking Head style file (format {info.get('format')}).")
+    if not isinstance(info, dict) or info.get("format") != STYLE_FORMAT or "style" not in tensors:
+        raise ModelError(f"{weights} is not a Talking Head style file (format "
+                         f"{info.get('format') if isinstance(info, dict) else None}); adapt the style again.")
     known = {"format", "name", "base_model", "base_fingerprint"}
+    missing = sorted(k for k in known if not isinstance(info.get(k), (str, int)) or info.get(k) == "")
+    if missing:
+        raise ModelError(f"{meta} lacks {', '.join(missing)}; it is damaged. Adapt the style again.")
+    for key, value in tensors.items():
+        if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+            raise ModelError(f"Style {weights} holds invalid (NaN, infinite or non-float) values in '{key}'; "
+                             "adapt it again.")
+    info = {**info, "name": str(info["name"])}
     return Style(info["name"], info["base_model"], info["base_fingerprint"], tensors,
                  {k: v for k, v in info.items() if k not in known})
 
@@ -98,6 +108,26 @@ def check_style_fits(style: Style, model) -> None:
     if style.base_fingerprint != fingerprint:
         raise ModelError(f"Style '{style.name}' was adapted from model '{style.base_model}' ({style.base_fingerprint}), "
                          f"not from '{model.name}' ({fingerprint}). Pick that model, or adapt the style again on this one.")
+    check_style_shapes(style, model)
+
+
+def check_style_shapes(style: Style, model) -> None:
+    """A style's tensors must have the sizes of the model's style embedding and deformation basis."""
+    basis = getattr(getattr(model, "deformation_basis", None), "weight", None)
+    embedding = getattr(getattr(model, "style_embedding", None), "weight", None)
+    if basis is None or embedding is None:
+        return
+    outputs, inputs = basis.shape
+    expected = {"style": (embedding.shape[0],), "basis_delta": (outputs, inputs)}
+    if "basis_lora_a" in style.tensors:
+        rank = style.tensors["basis_lora_a"].shape[0] if style.tensors["basis_lora_a"].ndim == 2 else -1
+        expected.update({"basis_lora_a": (rank, inputs), "basis_lora_b": (outputs, rank)})
+    for key, shape in expected.items():
+        if key in style.tensors and tuple(style.tensors[key].shape) != shape:
+            raise ModelError(f"Style '{style.name}' is damaged: '{key}' has shape {tuple(style.tensors[key].shape)}, "
+                             f"model '{model.name}' needs {shape}. Adapt the style again.")
+    if ("basis_lora_a" in style.tensors) != ("basis_lora_b" in style.tensors):
+        raise ModelError(f"Style '{style.name}' is damaged: it has only half of its basis update. Adapt it again.")
 
 
 def find_style(name: str, folders: list[str]) -> str | None:
@@ -123,10 +153,27 @@ def available_style_infos(folders: list[str]) -> list[dict]:
                 with open(os.path.join(folder, entry), encoding="utf-8") as handle:
                     info = json.load(handle)
             except (OSError, ValueError):
+                _warn_skipped(os.path.join(folder, entry), "cannot be read")
                 continue
-            if info.get("format") == STYLE_FORMAT and all(info.get("name") != i["name"] for i in infos):
+            if not isinstance(info, dict) or info.get("format") != STYLE_FORMAT:
+                continue  # some other JSON beside the styles
+            if not isinstance(info.get("name"), str) or not isinstance(info.get("base_fingerprint"), str):
+                _warn_skipped(os.path.join(folder, entry), "lacks its name or base model")
+                continue
+            if all(info["name"] != i["name"] for i in infos):
                 infos.append(info)
     return infos
+
+
+_warned: set[str] = set()
+
+
+def _warn_skipped(path: str, why: str) -> None:
+    """Say once per file (panels list styles on every redraw) that a damaged style file is skipped."""
+    if path not in _warned:
+        _warned.add(path)
+        print(f"Talking Head: skipping style file {path}: it {why}; adapt that style again or remove the file.",
+              file=sys.stderr)
 
 
 def available_styles(folders: list[str], model=None) -> list[str]:

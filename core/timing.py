@@ -7,7 +7,22 @@ frame where the sound ends instead of accumulating rounding error.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from .errors import OutputError
+
+# frame rates animation is made at lie well inside this; outside it a typo (1e6, inf) would ask
+# for millions of frames
+MIN_FPS, MAX_FPS = 1.0, 240.0
+
+
+def check_fps(fps: float, what: str = "--fps", error: type[Exception] = OutputError) -> float:
+    """`fps` if it is a usable frame rate (1 to 240), else `error` saying so."""
+    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or not MIN_FPS <= fps <= MAX_FPS:
+        raise error(f"{what} must be a frame rate from {MIN_FPS:g} to {MAX_FPS:g}, got {fps}.")
+    return float(fps)
 
 
 def frame_count(duration_s: float, fps: float) -> int:

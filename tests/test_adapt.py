@@ -30,8 +30,14 @@ def test_reference_clips_are_checked(flame):
     from core.errors import AudioError, TopologyError
 
     template, triangles = flame
-    motion = np.repeat(template[None], 150, axis=0)
+    still = np.repeat(template[None], 150, axis=0)
+    motion = still.copy()
+    motion[:, ::7, 1] += 0.002 * np.sin(np.arange(150) / 3.0)[:, None]  # 2 mm of movement: a face that speaks
     make_reference(_speech(5.0), motion, template, triangles, 30.0, 30.0)  # fine
+    with pytest.raises(ReferenceError, match="barely moves"):
+        make_reference(_speech(5.0), still, template, triangles, 30.0, 30.0)
+    with pytest.raises(ReferenceError, match="frame rate from 1 to 240"):
+        make_reference(_speech(5.0), motion, template, triangles, float("inf"), 30.0)
     with pytest.raises(ReferenceError, match="at least 2 s"):
         make_reference(_speech(1.5), motion[:45], template, triangles, 30.0, 30.0)
     with pytest.raises(AudioError):

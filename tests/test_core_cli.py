@@ -93,3 +93,61 @@ def test_takes_refused_for_a_model_that_does_not_sample_and_before_overwriting(t
                       "--model", diffusion_model, "--takes", 2, env_weights=weights_dir)
     assert result.returncode != 0 and "--overwrite" in result.stderr and "b_take2.npy" in result.stderr
     assert existing.read_bytes() == b"the user's take" and not (tmp_path / "b_take1.npy").exists()
+
+
+def _all_parsers():
+    """Every (name, parser) of `python -m core` and of the bake, whose --help a user reads."""
+    import argparse
+    import importlib
+
+    from core.cli import build_parser
+
+    parsers = [("python -m core", build_parser())]
+    commands = next(a for a in parsers[0][1]._actions if isinstance(a, argparse._SubParsersAction))
+    parsers += [(f"python -m core {name}", sub) for name, sub in commands.choices.items()]
+    pytest.importorskip("bpy", reason="the bake's parser lives in the Blender layer")
+    sys.path.insert(0, str(REPO / "tools"))
+    importlib.import_module("checkout_package").import_checkout()
+    from talking_head.blender.bake import build_parser as bake_parser
+
+    return parsers + [("bake", bake_parser())]
+
+
+def test_every_command_and_option_explains_itself_in_help():
+    from core.models import available_models
+
+    for name, parser in _all_parsers():
+        if name != "python -m core":
+            assert parser.description, f"{name} has no description"
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no help"
+        model = next((a for a in parser._actions if "--model" in a.option_strings), None)
+        if model is not None:
+            assert all(m in model.help for m in available_models()), f"{name} --model does not list the models"
+
+
+def test_train_help_documents_every_config_key():
+    from dataclasses import fields
+
+    from core.adapt import MetaOptions
+    from core.train_config import TrainConfig, settings_help
+
+    text = settings_help()
+    for setting in fields(TrainConfig):
+        assert f"  {setting.name} (default " in text
+    for option in fields(MetaOptions):
+        assert f'"{option.name}"' in text, f"meta key {option.name} is not documented"
+    result = subprocess.run([sys.executable, "-m", "core", "train", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and "weight_average (default 0.0)" in result.stdout
+    assert "core/train.py" not in result.stdout  # documented here, not pointed at in the source
+
+
+def test_messages_name_the_model_as_the_user_asked_for_it(weights_dir, speech_path, tmp_path):
+    from core.models import load_model
+
+    model = load_model(None)
+    assert model.name == "default" and model.config["name"] == "tiny"  # the version stays in the config
+    result = run_core("animate", "--audio", speech_path, "--template", shared_path("flame/FLAME_sample.ply"),
+                      "--out", tmp_path / "m.npy", "--emotion", "happy", env_weights=weights_dir)
+    assert result.returncode == 2 and "Model 'default' has no emotion control" in result.stderr, result.stderr

@@ -5,7 +5,8 @@ from conftest import shared_path
 from core.errors import OutputError, TopologyError
 from core.flame import N_VERTICES, check_topology, load_template, triangles_digest
 from core.head_frame import estimate_head_frame
-from core.mesh_io import atomic_output, read_mesh, read_pc2, write_npy, write_pc2
+from core.mesh_io import read_mesh, read_pc2, write_npy, write_pc2
+from core.outputs import atomic_output
 
 FLAME_FILES = ["flame/FLAME_sample.ply", "flame/FLAME_sample_02.ply", "flame/template.ply",
                "flame/registered_mesh.ply", "flame/texture_mesh.obj"]

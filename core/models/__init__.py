@@ -141,6 +141,9 @@ def load_model(name_or_path: str | None = None, device: str = "cpu", extra_dirs:
     except Exception as exc:
         raise ModelError(f"Weights in {weights_path} do not fit its config.json ({exc}). Reinstall the model.") from None
     model.folder = folder  # beside the weights: the adaptation start (adaptation.safetensors), if trained
+    # messages name the model as the user asked for it ('default', not the version it points at today);
+    # the config's "name" stays the version, recorded in styles and training records
+    model.name = name_or_path or DEFAULT_MODEL
     use_full_float32(device)
     return model.to(device)
 
