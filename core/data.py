@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,8 +56,11 @@ class Clip:
 
 
 def _load_templates(path: str) -> dict:
-    with open(path, "rb") as handle:
-        templates = pickle.load(handle, encoding="latin1")  # VOCASET's is a Python 2 pickle
+    from .safe_pickle import load_arrays_pickle
+
+    templates = load_arrays_pickle(path, "VOCASET templates")  # VOCASET's is a Python 2 pickle
+    if not isinstance(templates, dict):
+        raise DataError(f"{path} should map subjects to template vertices; it holds a {type(templates).__name__}.")
     return {k: np.asarray(v, dtype=np.float32).reshape(-1, 3) for k, v in templates.items()}
 
 

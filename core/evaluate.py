@@ -23,7 +23,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import pickle
 import sys
 
 import numpy as np
@@ -37,8 +36,12 @@ WINDOW_S = 0.06
 
 
 def load_masks(path: str) -> dict[str, np.ndarray]:
-    with open(path, "rb") as handle:
-        masks = pickle.load(handle, encoding="latin1")
+    from .errors import TalkingHeadError
+    from .safe_pickle import load_arrays_pickle
+
+    masks = load_arrays_pickle(path, "FLAME region masks")
+    if not isinstance(masks, dict):
+        raise TalkingHeadError(f"{path} should map region names to vertex indices; it holds a {type(masks).__name__}.")
     return {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in masks.items()}
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from .errors import TalkingHeadError
+
 
 def adjacency(triangles: np.ndarray, n_vertices: int, positions: np.ndarray | None = None) -> csr_matrix:
     """Symmetric vertex adjacency (edge lengths when positions are given, else ones)."""
@@ -134,15 +136,15 @@ def _coarsen(graph: csr_matrix, keep: np.ndarray) -> tuple[csr_matrix, csr_matri
 
 def build_pyramid(positions: np.ndarray, triangles: np.ndarray, factors: tuple[int, ...] = (4, 4),
                   spiral_length: int = 9, cache_dir: str | None = None) -> MeshPyramid:
-    """Spirals on the full mesh and on levels coarsened by `factors`, cached by mesh digest."""
-    import pickle
-
+    """Spirals on the full mesh and on levels coarsened by `factors`, cached by mesh digest (as
+    plain arrays in an .npz: a cache folder is writable by others, so it never holds a pickle)."""
     key = hashlib.sha256(np.ascontiguousarray(triangles, dtype=np.int64).tobytes()
                          + repr((len(positions), factors, spiral_length)).encode()).hexdigest()[:16]
-    path = os.path.join(cache_dir, f"mesh_pyramid_{key}.pkl") if cache_dir else None
+    path = os.path.join(cache_dir, f"mesh_pyramid_{key}.npz") if cache_dir else None
     if path and os.path.isfile(path):
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
+        cached = _read_pyramid(path, len(factors))
+        if cached is not None:
+            return cached
     positions = np.asarray(positions, dtype=np.float64)
     normals = vertex_normals(positions, triangles)
     metric = adjacency(triangles, len(positions), positions)
@@ -162,11 +164,49 @@ def build_pyramid(positions: np.ndarray, triangles: np.ndarray, factors: tuple[i
         graph = coo_matrix((lengths, (rows, cols)), shape=coarse.shape).tocsr()
     pyramid = MeshPyramid(levels, down, up)
     if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        with open(path + ".part", "wb") as handle:
-            pickle.dump(pyramid, handle)
-        os.replace(path + ".part", path)
+        _write_pyramid(path, pyramid)
     return pyramid
+
+
+def _sparse_arrays(prefix: str, matrix: csr_matrix) -> dict[str, np.ndarray]:
+    return {f"{prefix}_data": matrix.data, f"{prefix}_indices": matrix.indices, f"{prefix}_indptr": matrix.indptr,
+            f"{prefix}_shape": np.asarray(matrix.shape, dtype=np.int64)}
+
+
+def _sparse(arrays, prefix: str) -> csr_matrix:
+    shape = tuple(int(n) for n in arrays[f"{prefix}_shape"])
+    return csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]), shape=shape)
+
+
+def _write_pyramid(path: str, pyramid: MeshPyramid) -> None:
+    from .outputs import atomic_output
+
+    arrays: dict[str, np.ndarray] = {}
+    for i, level in enumerate(pyramid.levels):
+        arrays[f"level{i}_vertices"], arrays[f"level{i}_spirals"] = level.vertices, level.spirals
+        arrays.update(_sparse_arrays(f"level{i}_graph", level.graph))
+    for i, (down, up) in enumerate(zip(pyramid.down, pyramid.up)):
+        arrays.update(_sparse_arrays(f"down{i}", down))
+        arrays.update(_sparse_arrays(f"up{i}", up))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with atomic_output(path) as handle:
+            np.savez(handle, **arrays)
+    except (OSError, TalkingHeadError):
+        pass  # a cache that cannot be written only costs time next run
+
+
+def _read_pyramid(path: str, n_factors: int) -> MeshPyramid | None:
+    """The cached pyramid, or None when the file is damaged (it is then rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            levels = [MeshLevel(arrays[f"level{i}_vertices"], _sparse(arrays, f"level{i}_graph"),
+                                arrays[f"level{i}_spirals"]) for i in range(n_factors + 1)]
+            down = [_sparse(arrays, f"down{i}") for i in range(n_factors)]
+            up = [_sparse(arrays, f"up{i}") for i in range(n_factors)]
+    except Exception:  # truncated, foreign or old-format file: rebuilding is always possible
+        return None
+    return MeshPyramid(levels, down, up)
 
 
 _FLAME_PYRAMIDS: dict = {}

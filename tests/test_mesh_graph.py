@@ -60,6 +60,6 @@ def test_flame_pyramid_is_cached_and_its_operators_average(tmp_path):
     restored = pyramid.up[0] @ (pyramid.down[0] @ field)
     assert np.abs(restored - field).mean() < 0.004
     assert all((level.spirals >= 0).all() and (level.spirals < len(level.vertices)).all() for level in pyramid.levels)
-    assert len(list(tmp_path.glob("mesh_pyramid_*.pkl"))) == 1
+    assert len(list(tmp_path.glob("mesh_pyramid_*.npz"))) == 1
     again = build_pyramid(positions, triangles, factors=(4, 4), spiral_length=9, cache_dir=str(tmp_path))
     assert np.array_equal(again.levels[2].spirals, pyramid.levels[2].spirals)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -63,14 +62,14 @@ def pack(data: str, out: str, seed: int, splits: list[str], flame: str, eyelid_f
     import soundfile
 
     from core.mesh_io import read_mesh
+    from core.safe_pickle import load_arrays_pickle
 
     if os.path.exists(out):
         raise SystemExit(f"{out} exists; choose a new folder")
     stems = _originals(data, splits)
     os.makedirs(os.path.join(out, "audio"))
     os.makedirs(os.path.join(out, "meta"))
-    with open(os.path.join(data, "templates.pkl"), "rb") as handle:
-        templates = pickle.load(handle)
+    templates = load_arrays_pickle(os.path.join(data, "templates.pkl"), "corpus templates")
     triangles = read_mesh(flame)[1]
     eyelids = sum(np.load(p).astype(np.float32) for p in eyelid_files) if eyelid_files else None
 
@@ -117,11 +116,11 @@ def _unpack_speaker(job: tuple) -> int:
 
 def unpack(pack_dir: str, out: str, flame: str, eyelid_files: list[str], workers: int) -> None:
     from core.mesh_io import read_mesh
+    from core.safe_pickle import load_arrays_pickle
 
     with open(os.path.join(pack_dir, MANIFEST), encoding="utf-8") as handle:
         manifest = json.load(handle)
-    with open(os.path.join(pack_dir, "templates.pkl"), "rb") as handle:
-        templates = pickle.load(handle)
+    templates = load_arrays_pickle(os.path.join(pack_dir, "templates.pkl"), "packed templates")
     triangles = read_mesh(flame)[1]
     eyelids = sum(np.load(p).astype(np.float32) for p in eyelid_files) if eyelid_files else None
     for sub in ("wav", "vertices_npy", "meta"):
