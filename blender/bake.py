@@ -9,21 +9,21 @@ when every shot succeeded.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import sys
 import time
 
 import bpy
 
+from ..core.cli import DEVICE_HELP, model_help
 from ..core.errors import OutputError, TalkingHeadError
 from ..core.models.base import EMOTIONS, FROM_AUDIO, Conditioning
+from ..core.outputs import check_output, claim_outputs, publish, temp_name, terminate_cleanly
+from ..core.shots import read_shot_list, shot_problem
 from .audio_source import from_file, from_strip
 from .job import apply, collect_request, compute
 
-SHOT_KEYS = {"blend", "object", "audio", "strip", "mode", "model", "emotion", "intensity", "style", "styles_dir",
-             "start_frame", "output", "device", "keep_takes", "cache_folder", "overwrite_input", "seed", "takes",
-             "guidance", "lip_seal"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,10 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--strip", help="name of the sound strip with the speech")
     source.add_argument("--audio", help="audio file with the speech")
-    parser.add_argument("--mode", choices=("shapekeys", "cache"), default="shapekeys")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--emotion", choices=EMOTIONS + (FROM_AUDIO,), default="neutral")
-    parser.add_argument("--intensity", type=float, default=1.0)
+    parser.add_argument("--mode", choices=("shapekeys", "cache"), default="shapekeys",
+                        help="shapekeys: shape keys driven by one Action (editable); cache: a .pc2 vertex cache played "
+                             "by a Mesh Cache modifier (default shapekeys)")
+    parser.add_argument("--model", default=None, help=model_help())
+    parser.add_argument("--emotion", choices=EMOTIONS + (FROM_AUDIO,), default="neutral",
+                        help="emotion (models with emotion control; from_audio: heard in the voice)")
+    parser.add_argument("--intensity", type=float, default=1.0, help="emotion intensity, 0 to 1 (default 1)")
     parser.add_argument("--style", default=None,
                         help="a style the model was trained with, or an adapted style file's name or path")
     parser.add_argument("--styles-dir", default="",
@@ -46,8 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-frame", type=int, default=None,
                         help="frame where the speech starts (default: the strip's start, or the scene start for --audio)")
     parser.add_argument("--output", help="where to save the baked .blend (default: <input>_talkinghead.blend)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output .blend and its vertex caches (without it they are kept and "
+                             "the shot fails, as `animate` does)")
     parser.add_argument("--overwrite-input", action="store_true", help="save over the input .blend")
-    parser.add_argument("--keep-takes", action="store_true")
+    parser.add_argument("--keep-takes", action="store_true",
+                        help="keep the object's earlier Action (or cache) as a named take instead of replacing it")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the (first) take, for models that sample; take k uses seed + k - 1")
     parser.add_argument("--takes", type=int, default=1,
@@ -57,29 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lip-seal", type=float, default=None, metavar="STRENGTH",
                         help="close the lips to contact at the /p b m/ the model hears, 0 (off) to 1 (default: the model's own)")
     parser.add_argument("--cache-folder", default="", help="vertex cache folder (default: beside the output .blend)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help=DEVICE_HELP)
     return parser
 
 
 def shots_from_args(args: argparse.Namespace) -> list[dict]:
     if args.shots:
-        try:
-            with open(args.shots, encoding="utf-8") as handle:
-                shots = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise OutputError(f"Cannot read shot list {args.shots}: {exc}. Give a JSON list of shot objects.") from None
-        if not isinstance(shots, list) or not all(isinstance(s, dict) for s in shots):
-            raise OutputError(f"Shot list {args.shots} must be a JSON list of objects.")
-        base = os.path.dirname(os.path.abspath(args.shots))
-        for shot in shots:
-            for key in ("blend", "audio", "output", "cache_folder", "styles_dir"):
-                if shot.get(key) and not os.path.isabs(shot[key]):
-                    shot[key] = os.path.join(base, shot[key])
-        return shots
+        return read_shot_list(args.shots)
     blend = args.blend or bpy.data.filepath
     shot = {"blend": blend, "object": args.object, "audio": args.audio, "strip": args.strip, "mode": args.mode,
             "model": args.model, "emotion": args.emotion, "intensity": args.intensity, "style": args.style,
-            "styles_dir": args.styles_dir, "start_frame": args.start_frame, "output": args.output, "device": args.device,
+            "styles_dir": args.styles_dir, "start_frame": args.start_frame, "output": args.output, "overwrite": args.overwrite, "device": args.device,
             "keep_takes": args.keep_takes, "cache_folder": args.cache_folder, "overwrite_input": args.overwrite_input,
             "seed": args.seed, "takes": args.takes, "guidance": args.guidance, "lip_seal": args.lip_seal}
     return [shot]
@@ -99,9 +94,9 @@ def output_path(blend: str, output: str | None, overwrite_input: bool) -> str:
 
 def bake_shot(shot: dict) -> str:
     """Bake one shot and save it; returns a summary line. Raises TalkingHeadError on bad input."""
-    unknown = set(shot) - SHOT_KEYS
-    if unknown:
-        raise OutputError(f"Unknown shot field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(SHOT_KEYS))}.")
+    problem = shot_problem(shot)
+    if problem:
+        raise OutputError(problem)
     blend = shot.get("blend")
     if not blend:
         raise OutputError("No .blend given: open one in Blender, or pass --blend FILE (or 'blend' in the shot list).")
@@ -111,10 +106,14 @@ def bake_shot(shot: dict) -> str:
         raise OutputError("No object given: pass --object NAME (or 'object' in the shot list).")
     if bool(shot.get("audio")) == bool(shot.get("strip")):
         raise OutputError("Give exactly one of --audio FILE or --strip NAME (or 'audio'/'strip' in the shot list).")
-    out = output_path(blend, shot.get("output"), bool(shot.get("overwrite_input")))
-    if not os.path.isdir(os.path.dirname(out)):
-        raise OutputError(f"Output folder does not exist: {os.path.dirname(out)}.")
+    replace = bool(shot.get("overwrite") or shot.get("overwrite_input"))
+    out = check_output(output_path(blend, shot.get("output"), bool(shot.get("overwrite_input"))), replace)
+    with claim_outputs([out]):  # a second bake of the same output fails now; this one's result survives
+        return _bake_claimed(shot, blend, out, replace)
 
+
+def _bake_claimed(shot: dict, blend: str, out: str, replace: bool) -> str:
+    """Open the shot, generate, and save it to `out`, holding claims on `out` and its caches."""
     if os.path.normpath(bpy.data.filepath) != os.path.normpath(os.path.abspath(blend)) or bpy.data.is_dirty:
         bpy.ops.wm.open_mainfile(filepath=os.path.abspath(blend), load_ui=False)
     scene = bpy.context.scene
@@ -129,28 +128,44 @@ def bake_shot(shot: dict) -> str:
     mode = str(shot.get("mode") or "shapekeys").upper()
     request = collect_request(
         scene, obj, source,
-        Conditioning(emotion=shot.get("emotion") or "neutral", intensity=float(shot.get("intensity", 1.0)),
-                     style=shot.get("style") or None, seed=int(shot.get("seed") or 0), guidance=_optional_number(shot, "guidance", "1 to 20"),
-                     lip_seal=_optional_number(shot, "lip_seal", "0 to 1")),
+        Conditioning(emotion=shot.get("emotion") or "neutral", intensity=1.0 if shot.get("intensity") is None else float(shot["intensity"]),
+                     style=shot.get("style") or None, seed=int(shot.get("seed") or 0), guidance=_number_or_none(shot.get("guidance")),
+                     lip_seal=_number_or_none(shot.get("lip_seal"))),
         model=shot.get("model"), device=shot.get("device") or "auto", mode=mode,
         keep_takes=bool(shot.get("keep_takes")), start_frame=shot.get("start_frame"),
         cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,
         style_dirs=[shot.get("styles_dir") or "", os.path.join(os.path.dirname(os.path.abspath(blend)), "styles")],
-        takes=int(shot.get("takes") or 1),
+        takes=int(shot.get("takes") or 1), replace_caches=replace,
     )
-    summary = apply(request, compute(request))
-    bpy.ops.wm.save_as_mainfile(filepath=out, copy=True, relative_remap=False)
+    with claim_outputs(request.cache_files):
+        takes = compute(request)
+        summary = apply(request, takes)
+        save_blend(out, replace)
     return f"{summary}; saved {out}"
 
 
-def _optional_number(shot: dict, key: str, range_text: str) -> float | None:
-    """A shot's optional numeric field (range-checked later by Conditioning.validate)."""
-    value = shot.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OutputError(f"'{key}' must be a number from {range_text}, got {value!r}; leave it out for the model's own.")
-    return float(value)
+def save_blend(out: str, replace: bool) -> None:
+    """Save a copy of the open file to `out` through a temporary file beside it, so a crash or a
+    full disk never leaves a half-written .blend or Blender's `@` file under the user's name."""
+    temp = os.path.join(os.path.dirname(out), temp_name(".blend"))
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=temp, copy=True, relative_remap=False)
+        if not os.path.isfile(temp) or os.path.getsize(temp) == 0:
+            raise OutputError(f"Blender could not save {out} (nothing was written); check the disk space and "
+                              "permissions of that folder.")
+        publish(temp, out, replace)
+    except RuntimeError as exc:  # bpy reports a failed save this way
+        raise OutputError(f"Blender could not save {out}: {str(exc).strip().splitlines()[-1]}. Check the disk "
+                          "space and permissions of that folder.") from None
+    finally:
+        for leftover in (temp, temp + "@", temp + "1"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+
+
+def _number_or_none(value) -> float | None:
+    """A shot's optional number (its type is checked by shot_problem, its range by Conditioning)."""
+    return None if value is None else float(value)
 
 
 def main(argv: list[str]) -> int:
@@ -158,6 +173,7 @@ def main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed why
         return int(exc.code or 0)
+    terminate_cleanly()
     try:
         shots = shots_from_args(args)
     except TalkingHeadError as exc:
@@ -176,6 +192,10 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # one broken shot must not stop the farm's list
             failures += 1
             print(f"{label} FAILED unexpectedly: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            print(f"{label} interrupted; its output was not written. {number - 1 - failures} of {len(shots)} shots "
+                  "baked before it.", file=sys.stderr, flush=True)
+            return 130
     print(f"talking_head bake: {len(shots) - failures} of {len(shots)} shots baked, {failures} failed",
           file=sys.stderr, flush=True)
     return 0 if failures == 0 else 1

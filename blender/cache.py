@@ -15,9 +15,11 @@ MODIFIER_NAME = "Talking Head cache"
 
 
 def cache_paths(obj: bpy.types.Object, folder: str, keep_takes: bool, blend_path: str | None = None,
-                count: int = 1) -> list[str]:
-    """Absolute paths for this object's `count` takes; never a file the add-on did not write for this
-    object. The first may replace the object's current cache (unless takes are kept), the others are new."""
+                count: int = 1, replace: bool = False) -> list[str]:
+    """Absolute paths for this object's `count` takes, named after the shot's .blend and the object;
+    never a file the add-on did not write for this object. The first may replace the object's current
+    cache (unless takes are kept), the others are new; with `replace` (a bake told to overwrite its
+    output) all take names are reused."""
     blend_path = bpy.data.filepath if blend_path is None else blend_path
     if folder:
         folder = bpy.path.abspath(folder, start=os.path.dirname(blend_path) or None)
@@ -32,10 +34,13 @@ def cache_paths(obj: bpy.types.Object, folder: str, keep_takes: bool, blend_path
         raise OutputError(f"Cache folder does not exist: {folder}. Create it or choose another folder.")
     modifier = obj.modifiers.get(MODIFIER_NAME)
     ours = bpy.path.abspath(modifier.filepath, start=os.path.dirname(blend_path) or None) if modifier else None
-    stem = bpy.path.clean_name(obj.name) + "_talkinghead"
+    shot = os.path.splitext(os.path.basename(blend_path))[0] if blend_path else ""
+    shot = shot[: -len("_talkinghead")] if shot.endswith("_talkinghead") else shot  # a bake's default output name
+    stem = (bpy.path.clean_name(shot) + "_" if shot else "") + bpy.path.clean_name(obj.name) + "_talkinghead"
     candidate, take, paths = os.path.join(folder, stem + ".pc2"), 1, []
     while len(paths) < count:
-        replaceable = not keep_takes and not paths and os.path.normpath(candidate) == os.path.normpath(ours or "")
+        replaceable = not keep_takes and (replace or (not paths and os.path.normpath(candidate)
+                                                      == os.path.normpath(ours or "")))
         if not os.path.exists(candidate) or replaceable:
             paths.append(candidate)
         take += 1

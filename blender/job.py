@@ -16,6 +16,7 @@ from ..core.errors import Cancelled, OutputError
 from ..core.models import Conditioning, load_model, read_model_config
 from ..core.pipeline import SceneMotion, animate_takes, check_sampling, lip_seal_strength
 from ..core.styles import resolve_style
+from ..core.timing import check_fps
 from .audio_source import AudioSource
 from .cache import cache_paths, write_vertex_cache
 from .compat import scene_fps
@@ -78,9 +79,12 @@ def collect_request(
     weights_dirs: list[str] | None = None,
     style_dirs: list[str] | None = None,
     takes: int = 1,
+    replace_caches: bool = False,
 ) -> GenerateRequest:
-    """Validate the target, output and options up front: a bad input fails before any work or change."""
+    """Validate the target, output and options up front: a bad input fails before any work or change.
+    `replace_caches`: this object's cache files may replace same-named ones (a bake told to overwrite)."""
     template, triangles = check_target(obj)
+    check_fps(scene_fps(scene), f"Scene '{scene.name}' frame rate (Output Properties > Frame Rate)")
     if mode not in OUTPUT_MODES:
         raise OutputError(f"Unknown output mode '{mode}'; use one of {', '.join(m.lower() for m in OUTPUT_MODES)}.")
     config = read_model_config(model or None, weights_dirs)
@@ -88,7 +92,8 @@ def collect_request(
     conditioning.validate()
     lip_seal_strength(config, conditioning, can_seal=True, model_name=model or "default")  # refused before any work
     blend_path = bpy.data.filepath if blend_path is None else blend_path
-    cache_files = cache_paths(obj, cache_folder, keep_takes, blend_path, takes) if mode == "CACHE" else []
+    cache_files = (cache_paths(obj, cache_folder, keep_takes, blend_path, takes, replace_caches)
+                   if mode == "CACHE" else [])
     return GenerateRequest(
         object_name=obj.name,
         template=template,

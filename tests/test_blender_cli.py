@@ -1,4 +1,5 @@
-"""The farm path: `python -m talking_head bake` with the pip bpy module, on real .blend files."""
+"""The farm path: `tools/bake.py` (the bake without a Blender binary or symlink) with the pip bpy
+module, on real .blend files."""
 
 from __future__ import annotations
 
@@ -50,10 +51,8 @@ def python(code: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory, weights_dir, speech_path, flame_mesh):
-    """A folder with a shot .blend (FLAME head + sound strip) and the checkout importable as talking_head."""
+    """A folder with a shot .blend (FLAME head + sound strip)."""
     root = tmp_path_factory.mktemp("farm")
-    (root / "pkgs").mkdir()
-    (root / "pkgs" / "talking_head").symlink_to(REPO, target_is_directory=True)
     from conftest import shared_path
 
     blend = root / "shot010.blend"
@@ -64,8 +63,7 @@ def farm(tmp_path_factory, weights_dir, speech_path, flame_mesh):
 
 
 def bake(farm: Path, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(farm / "pkgs")}
-    return subprocess.run([sys.executable, "-m", "talking_head", "bake", *map(str, args)], cwd=farm, env=env,
+    return subprocess.run([sys.executable, str(REPO / "tools" / "bake.py"), *map(str, args)], cwd=farm,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -98,8 +96,8 @@ def test_bake_cache_mode_to_a_named_output(farm):
                   "--mode", "cache", "--output", out_dir / "shot010_cache.blend")
     assert result.returncode == 0, result.stderr
     baked = inspect(out_dir / "shot010_cache.blend")
-    assert baked["modifiers"] == [["MESH_CACHE", "//Head_talkinghead.pc2"]]
-    assert (out_dir / "Head_talkinghead.pc2").is_file()
+    assert baked["modifiers"] == [["MESH_CACHE", "//shot010_cache_Head_talkinghead.pc2"]]
+    assert (out_dir / "shot010_cache_Head_talkinghead.pc2").is_file()
 
 
 def test_shot_list_reports_each_shot_and_fails_only_the_bad_one(farm, speech_path, audio_files, diffusion_model):
@@ -155,21 +153,28 @@ def test_bad_arguments_exit_non_zero_with_usage(farm):
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
-def test_manifest_passes_blenders_validator_and_the_extension_builds(tmp_path):
-    import bpy
+# what the extension zip may hold: the add-on, the bpy-free core and the shipped weights
+EXTENSION_TOP_LEVEL = {"blender_manifest.toml", "__init__.py", "__main__.py", "README.md", "preferences.py",
+                       "properties.py", "operators", "panels", "blender", "core", "weights"}
 
-    cli = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
-    validate = subprocess.run([sys.executable, str(cli), "validate", str(REPO)], capture_output=True, text=True)
-    assert validate.returncode == 0 and "Success" in validate.stdout + validate.stderr, validate.stdout + validate.stderr
-    built = subprocess.run([sys.executable, str(cli), "build", "--source-dir", str(REPO), "--output-dir", str(tmp_path)],
-                           capture_output=True, text=True)
+
+def test_the_documented_build_makes_a_zip_of_only_what_the_extension_needs(tmp_path):
+    """README's build command, into a folder that does not exist yet (as dist/ on a fresh clone)."""
+    output = tmp_path / "dist"
+    built = subprocess.run([sys.executable, str(REPO / "tools" / "build_extension.py"), "--output-dir", str(output)],
+                           capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
     import zipfile
 
-    (archive,) = tmp_path.glob("talking_head-*.zip")
+    (archive,) = output.glob("talking_head-*.zip")
+    assert f"built {archive}" in built.stderr
     names = zipfile.ZipFile(archive).namelist()
     assert "blender_manifest.toml" in names and "core/pipeline.py" in names and "operators/generate.py" in names
-    assert not any(n.startswith(("tests/", ".venv/", ".git/")) for n in names)
+    assert "weights/default/model.safetensors" in names
+    strays = sorted({n.split("/")[0] for n in names} - EXTENSION_TOP_LEVEL)
+    assert not strays, f"the zip carries {strays}; exclude them in blender_manifest.toml"
+    assert not any("__pycache__" in n or n.endswith((".pyc", ".blend", ".zip")) for n in names)
+    assert archive.stat().st_size < 30 * 2**20, f"{archive.stat().st_size / 2**20:.1f} MiB"
 
 
 def test_extension_registers_without_torch_and_says_how_to_install_it(tmp_path):
@@ -203,8 +208,78 @@ print("HELP", " | ".join(lines))
 
 def test_readme_demo_animates_the_head(tmp_path, weights_dir, speech_path):
     """The README's first command: speech in, animated FLAME head out (the tiny model stands in)."""
+    import tempfile
+
+    temp_before = set(os.listdir(tempfile.gettempdir()))
     result = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--audio", str(speech_path),
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "Animated 'Head' frames 1-72" in result.stderr  # 2.99 s at 24 fps
-    assert (tmp_path / "demo.blend").stat().st_size > 0 and (tmp_path / "demo_preview.png").stat().st_size > 0
+    assert (tmp_path / "out" / "demo.blend").stat().st_size > 0
+    assert (tmp_path / "out" / "demo_preview.png").stat().st_size > 0
+    assert not {n for n in set(os.listdir(tempfile.gettempdir())) - temp_before if n.startswith("talking_head")}
+    # moved elsewhere, the .blend still has its speech, and the scene ends with the animation
+    moved = tmp_path / "moved" / "demo.blend"
+    moved.parent.mkdir()
+    os.replace(tmp_path / "out" / "demo.blend", moved)
+    check = python(f"""
+import bpy
+bpy.ops.wm.open_mainfile(filepath={str(moved)!r})
+scene = bpy.context.scene
+strip = scene.sequence_editor.strips["speech"]
+print("SCENE", scene.frame_start, scene.frame_end, strip.sound.packed_file is not None)
+""")
+    assert check.returncode == 0, check.stderr
+    assert "SCENE 1 72 True" in check.stdout, check.stdout
+
+
+def test_the_first_readme_command_needs_no_root():
+    """setup.sh installs Python packages only; the corpus tools' system packages are separate."""
+    code = "\n".join(line for line in (REPO / "setup.sh").read_text().splitlines() if not line.lstrip().startswith("#"))
+    assert "apt-get" not in code and "sudo" not in code and "install_speech_tools" not in code
+    assert "tools/install_speech_tools.sh" in (REPO / ".ci" / "run").read_text()
+
+
+def test_an_existing_output_is_kept_unless_overwrite_is_given(farm):
+    out = farm / "kept.blend"
+    out.write_bytes(b"an earlier bake")
+    args = ("--blend", farm / "shot010.blend", "--object", "Head", "--strip", "line01", "--output", out)
+    refused = bake(farm, *args)
+    assert refused.returncode == 1 and "already exists; pass --overwrite" in refused.stderr
+    assert out.read_bytes() == b"an earlier bake"
+    replaced = bake(farm, *args, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert inspect(out)["action"]
+    assert not [p.name for p in farm.iterdir() if p.name.startswith(".talkinghead-") or p.name.endswith("@")]
+
+
+def test_caches_of_different_shots_in_one_folder_are_named_by_shot(farm):
+    (farm / "caches").mkdir()
+    shots = [{"blend": "shot010.blend", "object": "Head", "strip": "line01", "mode": "cache",
+              "output": f"caches/{name}.blend"} for name in ("shotA", "shotB")]
+    (farm / "cache_shots.json").write_text(json.dumps(shots))
+    result = bake(farm, "--shots", farm / "cache_shots.json")
+    assert result.returncode == 0, result.stderr
+    caches = sorted(p.name for p in (farm / "caches").glob("*.pc2"))
+    assert caches == ["shotA_Head_talkinghead.pc2", "shotB_Head_talkinghead.pc2"]
+    assert inspect(farm / "caches" / "shotB.blend")["modifiers"] == [["MESH_CACHE", "//shotB_Head_talkinghead.pc2"]]
+
+
+def test_two_bakes_of_one_output_do_not_race(farm):
+    import time
+
+    out = farm / "raced.blend"
+    args = [sys.executable, str(REPO / "tools" / "bake.py"), "--blend", str(farm / "shot010.blend"), "--object",
+            "Head", "--strip", "line01", "--output", str(out)]
+    first = subprocess.Popen(args, cwd=farm, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = farm / ".raced.blend.talkinghead-lock"
+    deadline = time.time() + 120
+    while not lock.exists():
+        assert first.poll() is None and time.time() < deadline, first.communicate()[1]
+        time.sleep(0.02)
+    second = subprocess.run(args + ["--overwrite"], cwd=farm, capture_output=True, text=True, timeout=300)
+    _, first_err = first.communicate(timeout=300)
+    assert second.returncode == 1 and "is being written by process" in second.stderr, second.stderr
+    assert first.returncode == 0 and f"saved {out}" in first_err, first_err
+    assert inspect(out)["action"]  # the survivor opens and is animated
+    assert not [p.name for p in farm.iterdir() if p.name.startswith(".") and "raced" in p.name]

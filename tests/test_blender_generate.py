@@ -154,7 +154,7 @@ def test_vertex_cache_plays_the_prediction(head, flame_mesh, speech_path, tmp_pa
     result, driver = drive_generate(audio_source="STRIP", strip="speech", output_mode="CACHE")
     assert result == {"FINISHED"}, driver.reports
     modifier = head.modifiers["Talking Head cache"]
-    assert modifier.filepath.startswith("//") and (tmp_path / "Head_talkinghead.pc2").is_file()
+    assert modifier.filepath.startswith("//") and (tmp_path / "shot_Head_talkinghead.pc2").is_file()
     expected = expected_vertices(head, flame_mesh[0], speech_path, 24.0)
     for i in (0, 13, 40, len(expected) - 1):
         error = np.abs(evaluated_vertices(head, 5 + i) - expected[i]).max()
@@ -164,11 +164,11 @@ def test_vertex_cache_plays_the_prediction(head, flame_mesh, speech_path, tmp_pa
 def test_cache_never_overwrites_a_file_it_did_not_write(head, speech_path, tmp_path):
     add_sound_strip(bpy.context.scene, speech_path, frame_start=1)
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
-    foreign = tmp_path / "Head_talkinghead.pc2"
+    foreign = tmp_path / "shot_Head_talkinghead.pc2"
     foreign.write_bytes(b"someone else's cache")
     assert drive_generate(audio_source="STRIP", strip="speech", output_mode="CACHE")[0] == {"FINISHED"}
     assert foreign.read_bytes() == b"someone else's cache"
-    assert (tmp_path / "Head_talkinghead_take2.pc2").is_file()
+    assert (tmp_path / "shot_Head_talkinghead_take2.pc2").is_file()
 
 
 def assert_refused_and_unchanged(expected_words: str, **settings):
@@ -180,6 +180,15 @@ def assert_refused_and_unchanged(expected_words: str, **settings):
     assert scene_snapshot() == before
     assert not bpy.context.window_manager.talking_head_job.running
     return errors[0]
+
+
+def test_a_scene_frame_rate_beyond_240_is_refused(head, speech_path):
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 1000, 1
+    try:
+        assert_refused_and_unchanged("frame rate from 1 to 240", audio_source="FILE", audio_file=str(speech_path))
+    finally:
+        scene.render.fps = 24
 
 
 def test_non_flame_mesh_is_refused_with_the_vertex_count(addon):
