@@ -1,7 +1,6 @@
-"""`python -m talking_head bake ...` with the pip bpy module: the farm path without a Blender binary.
-
-The checkout must be importable as the package `talking_head` (a folder or link of that name on
-PYTHONPATH); the arguments are those of `blender -c talking_head bake`.
+"""`python -m talking_head bake ...` where the extension is importable as the package `talking_head`
+(an installed extension's folder on PYTHONPATH). From a checkout, `tools/bake.py` does the same with
+no link or install; the arguments are those of `blender -c talking_head bake`.
 """
 
 import sys

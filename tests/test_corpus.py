@@ -390,3 +390,11 @@ def test_a_voice_the_aligner_cannot_follow_once_shifted_is_aligned_before_the_sh
     assert len(bilabials(phones)) == len(bilabials(aligned_after)) == 7  # maybe, Bob, bought, blue, boat
     for (phone, start), (phone_after, start_after) in zip(bilabials(phones), bilabials(aligned_after)):
         assert phone == phone_after and abs(start - start_after) <= 0.05
+
+
+def test_missing_synthesisers_are_named_with_how_to_install_them(monkeypatch):
+    import core.corpus.speech as speech
+
+    monkeypatch.setattr(speech.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="tools/install_speech_tools.sh"):
+        speech.require_tools()

@@ -11,23 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from checkout_package import REPO, import_checkout
+
 SHARED = REPO.parent / "shared"
 DEFAULT_HEAD = SHARED / "flame" / "FLAME_sample.ply"
 DEFAULT_AUDIO = SHARED / "audio" / "librivox" / "sense_and_sensibility_01_austen_64kb-0870.wav"
-
-
-def import_addon():
-    """Import the checkout as the package `talking_head`, as Blender would name it."""
-    link_dir = Path(tempfile.mkdtemp(prefix="talking_head_demo_"))
-    (link_dir / "talking_head").symlink_to(REPO, target_is_directory=True)
-    sys.path.insert(0, str(link_dir))
-    import talking_head  # noqa: F401
-
-    return talking_head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     import bpy
     import numpy as np
 
-    addon = import_addon()
+    import_checkout()
     from talking_head.blender.audio_source import from_strip
     from talking_head.blender.job import apply, collect_request, compute
     from talking_head.core.errors import TalkingHeadError
@@ -69,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         head.rotation_euler[0] = np.pi / 2  # FLAME is Y-up; stand the head up in Blender's Z-up world
         scene.sequence_editor_create()
         strip = scene.sequence_editor.strips.new_sound("speech", os.path.abspath(args.audio), 1, 1)
-        scene.frame_start, scene.frame_end = 1, strip.frame_final_end
+        strip.sound.pack()  # the .blend keeps its speech wherever it is moved
+        scene.frame_start = 1
         blend = os.path.abspath(os.path.join(args.out, "demo.blend"))
 
         request = collect_request(scene, head, from_strip(scene, "speech"), Conditioning(), model=args.model,
@@ -77,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         takes = compute(request, progress=lambda f, m: print(f"  {f:4.0%} {m}", file=sys.stderr))
         print(apply(request, takes), file=sys.stderr)
         motion = takes[0]
+        scene.frame_end = int(request.start_frame + motion.n_frames - 1)  # play exactly the animation
         bpy.ops.wm.save_as_mainfile(filepath=blend)
     except TalkingHeadError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -101,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     preview = os.path.join(args.out, "demo_preview.png")
     write_png(preview, grid(images, columns=4))
     print(f"wrote {blend} and {preview} ({len(vertices)} frames at {args.fps:g} fps)", file=sys.stderr)
-    del addon
     return 0
 
 

