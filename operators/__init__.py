@@ -4,7 +4,9 @@ import bpy
 
 from .adapt_style import TALKINGHEAD_OT_adapt_style
 from .cancel import TALKINGHEAD_OT_cancel
+from .dependencies import TALKINGHEAD_OT_install_dependencies
 from .generate import TALKINGHEAD_OT_generate
 
-CLASSES = (TALKINGHEAD_OT_generate, TALKINGHEAD_OT_adapt_style, TALKINGHEAD_OT_cancel)
+CLASSES = (TALKINGHEAD_OT_generate, TALKINGHEAD_OT_adapt_style, TALKINGHEAD_OT_cancel,
+           TALKINGHEAD_OT_install_dependencies)
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -192,17 +192,23 @@ print("MISSING", prefs.missing_modules())
 lines = []
 class Box:
     def label(self, text="", icon="NONE"): lines.append(text)
+    def operator(self, idname, text="", icon="NONE"): lines.append("[" + text + "]"); return type("Op", (), {{}})()
+    def row(self): return self
 class Layout(Box):
     def prop(self, *a, **k): pass
     def box(self): return self
 addon = bpy.context.preferences.addons["bl_ext.notorch.talking_head"]
-type(addon.preferences).draw(type("P", (), {{"layout": Layout(), **{{k: getattr(addon.preferences, k) for k in ("device",)}}}})(), bpy.context)
+prefs_class = type(addon.preferences)
+fake = type("P", (), {{"layout": Layout(), "draw_dependencies": prefs_class.draw_dependencies,
+                       **{{k: getattr(addon.preferences, k) for k in ("device", "wheel_folder", "torch_build")}}}})()
+prefs_class.draw(fake, bpy.context)
 print("HELP", " | ".join(lines))
 """
     (tmp_path / "talking_head").symlink_to(REPO, target_is_directory=True)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "MISSING ['torch']" in result.stdout
+    assert "[Install Dependencies]" in result.stdout and "Online access is off" in result.stdout
     assert "pip install torch==2.13.0" in result.stdout
 
 
