@@ -64,9 +64,10 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
         missing = missing_modules()
         box.label(text="Python packages: all found" if not missing else "Missing Python packages: " + ", ".join(missing),
                   icon="CHECKMARK" if not missing else "ERROR")
-        folder = site_folder()
-        for requirement in requirements_for_this_python():
-            found = installed_versions(folder or "", (requirement,))[requirement_name(requirement)]
+        requirements = tuple(requirements_for_this_python())
+        versions = installed_versions(site_folder() or "", requirements)
+        for requirement in requirements:
+            found = versions[requirement_name(requirement)]
             where = "not installed" if found is None else f"{found[0]} ({'Talking Head folder' if found[1] == 'here' else 'Blender'})"
             box.label(text=f"{requirement}: {where}")
         box.prop(self, "wheel_folder")
