@@ -50,32 +50,51 @@ def render(vertices: np.ndarray, triangles: np.ndarray, view: str = "front", siz
     # and sealed lips as none
     shade = np.where(normals[:, 2] < 0, INTERIOR_SHADE + 0.05 * shade, shade)
 
-    zbuffer = np.full((size, size), -np.inf)
-    image = np.full((size, size), 40.0)
-    for t in np.argsort(-np.abs(normals[:, 2])):  # order does not matter with a z-buffer; kept stable
-        p = xy[tri[t]]
-        x0, y0 = np.floor(p.min(0)).astype(int)
-        x1, y1 = np.ceil(p.max(0)).astype(int)
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size - 1), min(y1, size - 1)
-        if x0 > x1 or y0 > y1:
-            continue
-        gx, gy = np.meshgrid(np.arange(x0, x1 + 1) + 0.5, np.arange(y0, y1 + 1) + 0.5)
-        (ax, ay), (bx, by), (cx, cy) = p
-        area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-        if abs(area) < 1e-12:
-            continue
-        w0 = ((bx - gx) * (cy - gy) - (by - gy) * (cx - gx)) / area
-        w1 = ((cx - gx) * (ay - gy) - (cy - gy) * (ax - gx)) / area
-        w2 = 1 - w0 - w1
-        inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
-        if not inside.any():
-            continue
-        z = w0 * depth[tri[t, 0]] + w1 * depth[tri[t, 1]] + w2 * depth[tri[t, 2]]
-        region_z = zbuffer[y0:y1 + 1, x0:x1 + 1]
-        closer = inside & (z > region_z)
-        region_z[closer] = z[closer]
-        image[y0:y1 + 1, x0:x1 + 1][closer] = 255 * shade[t]
-    return image.astype(np.uint8)
+    return _rasterise(xy, depth, tri, 255 * shade, size, background=40.0).astype(np.uint8)
+
+
+def _rasterise(xy: np.ndarray, depth: np.ndarray, tri: np.ndarray, value: np.ndarray, size: int,
+               background: float) -> np.ndarray:
+    """Z-buffered flat-shaded triangles, all at once: every triangle's bounding-box pixels are tested
+    in batches of triangles of similar size, and each pixel keeps its nearest covering triangle."""
+    p = xy[tri]  # (F, 3, 2)
+    lo = np.clip(np.floor(p.min(1)).astype(np.int64), 0, size - 1)
+    hi = np.clip(np.ceil(p.max(1)).astype(np.int64), 0, size - 1)
+    extent = (hi - lo + 1).max(1)
+    (ax, ay), (bx, by), (cx, cy) = p[:, 0].T, p[:, 1].T, p[:, 2].T
+    area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+    usable = (np.abs(area) > 1e-12) & (p.max(1) >= 0).all(1) & (p.min(1) <= size).all(1)
+    pixels, depths, values = [], [], []
+    box = 1
+    while box <= size:
+        batch = np.where(usable & (extent <= box) & (extent > box // 2 if box > 1 else True))[0]
+        box_next = box * 2
+        if len(batch):
+            oy, ox = np.divmod(np.arange(box * box), box)
+            gx = lo[batch, 0, None] + ox[None]
+            gy = lo[batch, 1, None] + oy[None]
+            within = (gx <= hi[batch, 0, None]) & (gy <= hi[batch, 1, None])
+            cx_, cy_ = gx + 0.5, gy + 0.5
+            A, B, C = (ax[batch, None], ay[batch, None]), (bx[batch, None], by[batch, None]), (cx[batch, None], cy[batch, None])
+            w0 = ((B[0] - cx_) * (C[1] - cy_) - (B[1] - cy_) * (C[0] - cx_)) / area[batch, None]
+            w1 = ((C[0] - cx_) * (A[1] - cy_) - (C[1] - cy_) * (A[0] - cx_)) / area[batch, None]
+            w2 = 1 - w0 - w1
+            inside = within & (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+            rows, cols = np.nonzero(inside)
+            corner = tri[batch[rows]]
+            z = (w0[rows, cols] * depth[corner[:, 0]] + w1[rows, cols] * depth[corner[:, 1]]
+                 + w2[rows, cols] * depth[corner[:, 2]])
+            pixels.append(gy[rows, cols] * size + gx[rows, cols])
+            depths.append(z)
+            values.append(value[batch[rows]])
+        box = box_next
+    image = np.full(size * size, background, dtype=np.float64)
+    if pixels:
+        pixel, z, shade = np.concatenate(pixels), np.concatenate(depths), np.concatenate(values)
+        order = np.lexsort((z, pixel))  # by pixel, nearest (largest z) last
+        last = np.r_[pixel[order][1:] != pixel[order][:-1], True]
+        image[pixel[order][last]] = shade[order][last]
+    return image.reshape(size, size)
 
 
 def frame_bounds(vertices: np.ndarray, view: str = "front") -> tuple[np.ndarray, float]:
