@@ -123,14 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help="for data without phone times (real VOCASET): a text file of lines "
                               "'<subject>_<sentence> words' or 'sentenceNN words' (or JSON), aligned with pocketsphinx")
     adapt = _command(commands, "adapt", "adapt a model to a new actor from a short reference clip")
-    adapt.add_argument("--audio", required=True, help="the reference's speech")
-    adapt.add_argument("--motion", required=True,
-                       help="its motion: .npy (frames x 5023 x 3 or x 15069), .pc2, or a folder of .ply/.obj frames")
+    adapt.add_argument("--audio", default=None,
+                       help="the reference's speech (with --video: optional, the video's own sound by default)")
+    reference = adapt.add_mutually_exclusive_group(required=True)
+    reference.add_argument("--motion",
+                           help="its motion: .npy (frames x 5023 x 3 or x 15069), .pc2, or a folder of .ply/.obj frames")
+    reference.add_argument("--video",
+                           help="or a video of the actor speaking, face to camera (.mp4, .mov, .mkv; constant frame "
+                                "rate): the face is tracked (MediaPipe) and carried over to --template")
     adapt.add_argument("--template", required=True, help="the actor's neutral FLAME-topology head")
-    adapt.add_argument("--fps", type=float, default=30.0, help="frame rate of --motion (default 30)")
+    adapt.add_argument("--fps", type=float, default=30.0, help="frame rate of --motion (default 30; a video's own is read from it)")
     adapt.add_argument("--name", required=True, help="style name, as it will appear in the style lists")
     adapt.add_argument("--out", required=True,
-                       help="style file path (.safetensors; the .json goes beside it) or folder (created if missing)")
+                       help="style file path ending in .safetensors (the .json goes beside it), or a styles folder (created if "
+                            "missing; the files are named after --name)")
     adapt.add_argument("--model", default=None, help=model_help())
     adapt.add_argument("--rank", type=int, default=4, help="rank of the low-rank basis update (default 4)")
     adapt.add_argument("--stage2", default="lora", choices=("lora", "none", "full"),
@@ -302,8 +308,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from .adapt import AdaptOptions, adapt_style, load_reference_files
+    from .adapt import AdaptOptions, adapt_style, load_reference_files, load_video_reference
     from .device import pick_device
+    from .errors import OutputError
     from .models import load_model
     from .outputs import check_output, claim_outputs
     from .styles import check_style_name, save_style, style_paths
@@ -312,10 +319,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     # refused before the model loads: a bad name, rate or output
     check_style_name(args.name)
     out = args.out
-    if out.endswith(("/", os.sep)) or os.path.isdir(out):  # a styles folder: the files are named after the style
+    if not out.endswith(".safetensors") or os.path.isdir(out):  # a styles folder: the files are named after the style
         out = os.path.join(out, args.name)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)  # a styles folder is made as needed
     check_fps(args.fps, "--fps of the reference motion")
+    if args.motion and not args.audio:
+        raise OutputError("--motion needs the reference's speech: pass --audio FILE.")
     files = [check_output(path, args.overwrite) for path in style_paths(out)]
     last = [-1.0]
 
@@ -326,7 +335,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     with claim_outputs(files):
         model = load_model(args.model, device=pick_device(args.device))
-        reference = load_reference_files(args.audio, args.motion, args.template, args.fps, model.fps)
+        if args.video:
+            reference = load_video_reference(args.video, args.audio, args.template, model.fps, progress=progress)
+        else:
+            reference = load_reference_files(args.audio, args.motion, args.template, args.fps, model.fps)
         options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=args.meta)
         style = adapt_style(model, reference, args.name, options, progress)
         path = save_style(style, out, overwrite=args.overwrite)

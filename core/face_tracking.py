@@ -1,0 +1,78 @@
+"""Face landmarks per video frame with MediaPipe's face mesh (478 points; its model ships inside the
+`mediapipe` wheel, so this runs offline).
+
+Frames where the face is lost are filled by interpolating their neighbours when the gaps are
+short; a clip with no face, with several faces, or that loses the face too often is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .errors import Cancelled
+from .video import VideoError
+
+MAX_LOST_SHARE = 0.2  # of the frames
+MAX_GAP_S = 0.5  # the longest run of lost frames that is interpolated
+MAX_SEVERAL_SHARE = 0.1  # frames showing two faces before the clip counts as having several
+
+
+def track_faces(frames: Iterable[np.ndarray], n_frames: int, fps: float, name: str = "the video",
+                progress: Callable[[float, str], None] | None = None,
+                should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """(T, 478, 3) landmarks in pixels (x right, y down, z into the image, in x's scale), lost frames
+    filled in; raises VideoError when the clip cannot give one actor's face."""
+    try:
+        import mediapipe as mp
+    except ImportError:
+        raise VideoError("Adapting from video needs the mediapipe package: pip install mediapipe==0.10.21 (or press "
+                         "Install Dependencies).") from None
+    report = progress or (lambda fraction, message: None)
+    tracked, several = [], 0
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True,
+                                         min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
+        for index, image in enumerate(frames):
+            if should_cancel and should_cancel():
+                raise Cancelled("Adaptation cancelled; no style was written.")
+            height, width = image.shape[:2]
+            found = mesh.process(np.ascontiguousarray(image)).multi_face_landmarks or []
+            several += len(found) > 1
+            if found:
+                faces = [np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark]) for face in found]
+                # the actor is the larger face (the nearer one), if a second appears in the background
+                tracked.append(max(faces, key=lambda f: np.ptp(f[:, 0]) * np.ptp(f[:, 1])))
+            else:
+                tracked.append(None)
+            if index % 10 == 0:
+                report(min(0.99, (index + 1) / max(n_frames, 1)), f"Tracking the face, frame {index + 1} of {n_frames}")
+    return fill_lost_frames(tracked, fps, several, name)
+
+
+def fill_lost_frames(tracked: list[np.ndarray | None], fps: float, several: int = 0, name: str = "the video") -> np.ndarray:
+    """Interpolate short runs of frames without a face; refuse clips where it is mostly missing."""
+    if not tracked or all(t is None for t in tracked):
+        raise VideoError(f"No face found in {name}. Give a clip where the actor's face is in view, lit, and facing "
+                         "the camera.")
+    if several > MAX_SEVERAL_SHARE * len(tracked):
+        raise VideoError(f"{name} shows several faces ({several} of {len(tracked)} frames); give a clip of the actor "
+                         "alone, or trim it to frames where only they are in view.")
+    lost = np.array([t is None for t in tracked])
+    longest, run = 0, 0
+    for missing in lost:
+        run = run + 1 if missing else 0
+        longest = max(longest, run)
+    if lost.mean() > MAX_LOST_SHARE or longest > MAX_GAP_S * fps:
+        raise VideoError(f"The face is lost in {lost.mean():.0%} of {name}'s frames (longest gap {longest / fps:.2f} s); "
+                         f"at most {MAX_LOST_SHARE:.0%} and {MAX_GAP_S} s can be filled in. Trim the clip to where the "
+                         "face is clearly in view.")
+    shape = next(t for t in tracked if t is not None).shape
+    values = np.stack([np.full(shape, np.nan) if t is None else t for t in tracked])
+    if lost.any():
+        known = np.where(~lost)[0]
+        flat = values.reshape(len(values), -1)
+        for column in range(flat.shape[1]):
+            flat[lost, column] = np.interp(np.where(lost)[0], known, flat[known, column])
+        values = flat.reshape(values.shape)
+    return values
