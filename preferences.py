@@ -39,6 +39,10 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
                                    description="Extra folder of model folders (searched before the shipped weights)")
     styles_folder: StringProperty(name="Styles Folder", subtype="DIR_PATH", default="",
                                   description="Folder of speaking-style files")
+    landmark_embedding: StringProperty(
+        name="Landmark Embedding", subtype="FILE_PATH", default="",
+        description="mediapipe_landmark_embedding.npz (MediaPipe's face landmarks on FLAME, from metrical-tracker), "
+                    "for adapting from a video; empty: TALKING_HEAD_LANDMARKS or ../shared/flame")
     wheel_folder: StringProperty(
         name="Wheel Folder", subtype="DIR_PATH", default="",
         description="Install the packages from this folder of wheels instead of the internet (offline studios: "
@@ -55,6 +59,7 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "device")
         layout.prop(self, "weights_folder")
         layout.prop(self, "styles_folder")
+        layout.prop(self, "landmark_embedding")
         self.draw_dependencies(context, layout.box())
 
     def draw_dependencies(self, context, box):

@@ -137,10 +137,20 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
     cache_folder: StringProperty(name="Cache Folder", subtype="DIR_PATH", default="",
                                  description="Where vertex caches go; empty for the .blend's folder")
 
-    # style adaptation: a reference performance in the scene
+    # style adaptation: a reference performance in the scene, or a video of the actor
+    reference_kind: EnumProperty(
+        name="Reference", items=[("MOTION", "Animated Head", "A FLAME head in this scene animated by the actor"),
+                                 ("VIDEO", "Video", "A video of the actor speaking, face to camera: the face is "
+                                                    "tracked and carried over to the head")],
+        default="MOTION")
     reference_object: PointerProperty(name="Reference", type=bpy.types.Object,
                                       poll=lambda self, obj: obj.type == "MESH",
-                                      description="The animated FLAME head whose way of speaking to learn")
+                                      description="The animated FLAME head whose way of speaking to learn (for a "
+                                                  "video: the actor's FLAME head)")
+    reference_video: StringProperty(name="Video", subtype="FILE_PATH",
+                                    description="Video of the actor speaking (.mp4, .mov, .mkv; constant frame rate)")
+    reference_speech: StringProperty(name="Speech", subtype="FILE_PATH",
+                                     description="The video's speech as an audio file; empty: the video's own sound")
     reference_audio_source: EnumProperty(
         name="Reference Audio", items=[("STRIP", "Sound Strip", "A sound strip of this scene"),
                                        ("FILE", "File", "An audio file, starting at the first frame")], default="STRIP")

@@ -26,8 +26,8 @@ from .worker import WorkerJob
 class AdaptRequest:
     name: str
     out_path: str  # style file (.safetensors); its .json goes beside it
-    audio: np.ndarray
-    vertices: np.ndarray  # (T, V, 3) local positions, one per scene frame
+    audio: np.ndarray | None  # None for a video without a speech file: the video's own sound
+    vertices: np.ndarray | None  # (T, V, 3) local positions, one per scene frame; None for a video
     template: np.ndarray
     triangles: np.ndarray
     fps: float
@@ -37,6 +37,11 @@ class AdaptRequest:
     overwrite: bool = False
     encoder_cache: str | None = None
     allow_download: bool = False
+    video: str = ""  # a video reference: tracked in the worker, frames video_first..video_last (0-based)
+    speech_file: str = ""
+    video_first: int = 0
+    video_last: int = 0
+    landmarks: str = ""  # the MediaPipe-to-FLAME embedding ("" for the default place)
 
 
 def style_folder(preferences_folder: str, blend_path: str) -> str:
@@ -94,17 +99,55 @@ def collect_adapt_request(scene: bpy.types.Scene, obj: bpy.types.Object | None, 
                         allow_download=online)
 
 
+def collect_video_adapt_request(obj: bpy.types.Object | None, video: str, speech_file: str, first: int, last: int,
+                                name: str, folder: str, model: str | None, device: str = "auto",
+                                weights_dirs: list[str] | None = None, overwrite: bool = False,
+                                landmarks: str = "") -> AdaptRequest:
+    """Check a video reference (the file, its frame rate, length and sound) before any work; the
+    tracking itself runs in the worker."""
+    from ..core.video import probe_video
+    from ..core.video_motion import load_embedding
+
+    check_style_name(name)
+    load_embedding(landmarks or None)
+    template, triangles = check_target(obj)
+    if not video:
+        raise OutputError("No reference video chosen. Pick the video of the actor speaking.")
+    if last <= first:
+        raise OutputError(f"The frame range {first}-{last} is empty; set the video's first and last frame.")
+    info = probe_video(video)
+    if first < 1 or first > info.n_frames:
+        raise OutputError(f"The video has frames 1-{info.n_frames}; the first frame {first} is outside them.")
+    if not speech_file and not info.has_audio:
+        raise AudioError(f"{video} has no sound track; choose the speech as an audio file.")
+    out_path = style_paths(folder, name)[0]
+    if os.path.exists(out_path) and not overwrite:
+        raise OutputError(f"A style named '{name}' already exists in {folder}; choose another name or allow overwriting.")
+    cache, online = encoder_settings()
+    return AdaptRequest(name=name, out_path=out_path, audio=None, vertices=None, template=template,
+                        triangles=triangles, fps=info.fps, model=model or None, device=pick_device(device),
+                        weights_dirs=list(weights_dirs or []), overwrite=overwrite, encoder_cache=cache,
+                        allow_download=online, video=video, speech_file=speech_file, video_first=first - 1,
+                        video_last=min(last, info.n_frames) - 1, landmarks=landmarks)
+
+
 def compute_style(request: AdaptRequest, progress=None, should_cancel=None) -> Style:
     """No bpy: safe in a worker thread."""
-    from ..core.adapt import AdaptOptions, adapt_style, make_reference  # torch: only once work starts
+    from ..core.adapt import AdaptOptions, adapt_style, make_reference, video_reference  # torch: once work starts
     from ..core.encoders import configure as configure_encoders
 
     report = progress or (lambda fraction, message: None)
     report(0.0, "Loading model")
     configure_encoders(cache_dir=request.encoder_cache, allow_download=request.allow_download)
     model = load_model(request.model, request.device, request.weights_dirs)
-    reference = make_reference(request.audio, request.vertices, request.template, request.triangles,
-                                              request.fps, model.fps)
+    if request.video:
+        reference = video_reference(request.video, request.speech_file or None, request.template, request.triangles,
+                                    model.fps, request.video_first, request.video_last,
+                                    lambda f, m: report(0.5 * f, m), should_cancel, request.landmarks or None)
+        progress = (lambda f, m: report(0.5 + 0.5 * f, m)) if progress else None
+    else:
+        reference = make_reference(request.audio, request.vertices, request.template, request.triangles,
+                                   request.fps, model.fps)
     if should_cancel and should_cancel():
         raise Cancelled("Adaptation cancelled; no style was written.")
     return adapt_style(model, reference, request.name, AdaptOptions(), progress, should_cancel)

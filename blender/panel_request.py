@@ -8,7 +8,7 @@ from ..core.errors import AudioError
 from ..core.models import Conditioning
 from ..preferences import preferences
 from ..properties import AVERAGE_STYLE, model_hears_phones, model_samples, style_folders
-from .adapt_job import AdaptRequest, collect_adapt_request, style_folder
+from .adapt_job import AdaptRequest, collect_adapt_request, collect_video_adapt_request, style_folder
 from .audio_source import from_file, from_strip
 from .compat import scene_fps
 from .intensity import intensity_curve
@@ -66,13 +66,23 @@ def _duration(source) -> float:
 def adapt_request_from_panel(context: bpy.types.Context) -> AdaptRequest:
     scene = context.scene
     settings = scene.talking_head
+    prefs = preferences(context)
+    if settings.reference_kind == "VIDEO":
+        return collect_video_adapt_request(
+            settings.reference_object, bpy.path.abspath(settings.reference_video),
+            bpy.path.abspath(settings.reference_speech) if settings.reference_speech else "",
+            settings.reference_start, settings.reference_end, settings.style_name.strip(),
+            style_folder(prefs.styles_folder if prefs else "", bpy.data.filepath),
+            model=settings.model, device=prefs.device if prefs else "auto",
+            weights_dirs=[prefs.weights_folder] if prefs and prefs.weights_folder else [],
+            overwrite=settings.overwrite_style,
+            landmarks=bpy.path.abspath(prefs.landmark_embedding) if prefs and prefs.landmark_embedding else "")
     if settings.reference_audio_source == "STRIP":
         if not settings.reference_strip:
             raise AudioError("No reference sound strip chosen. Add the reference's speech in the Video Sequencer.")
         source = from_strip(scene, settings.reference_strip)
     else:
         source = from_file(settings.reference_file, settings.reference_start)
-    prefs = preferences(context)
     return collect_adapt_request(
         scene, settings.reference_object, source, settings.reference_start, settings.reference_end,
         settings.style_name.strip(), style_folder(prefs.styles_folder if prefs else "", bpy.data.filepath),

@@ -300,42 +300,57 @@ def load_reference_files(audio_path: str, motion_path: str, template_path: str, 
 def load_video_reference(video_path: str, audio_path: str | None, template_path: str, model_fps: float,
                          first_frame: int = 0, last_frame: int | None = None,
                          progress: ProgressCallback | None = None,
-                         should_cancel: CancelCheck | None = None) -> ReferenceClip:
-    """A reference from a video of the actor speaking: the face tracked frame by frame and carried
-    over to the actor's FLAME head (core.video_motion), the sound from the video unless given."""
-    from .audio import load_audio
+                         should_cancel: CancelCheck | None = None, landmarks: str | None = None) -> ReferenceClip:
+    """A reference from a video file of the actor speaking and their FLAME head as a file."""
     from .errors import TopologyError
-    from .face_tracking import track_faces
     from .flame import load_flame_mesh
-    from .head_frame import estimate_head_frame
-    from .video import probe_video, video_audio, video_frames
-    from .video_motion import LandmarkFit
 
-    report = progress or (lambda fraction, message: None)
-    info = probe_video(video_path)  # refuses missing, foreign or variable-rate files before any tracking
-    last = info.n_frames - 1 if last_frame is None else min(int(last_frame), info.n_frames - 1)
-    n_frames = last - int(first_frame) + 1
-    if n_frames / info.fps < MIN_REFERENCE_S:
-        raise ReferenceError(f"The video reference lasts {max(n_frames, 0) / info.fps:.1f} s; adaptation needs at least "
-                             f"{MIN_REFERENCE_S:.0f} s of the actor speaking (5 s or more works best).")
     template, triangles = load_flame_mesh(template_path)
     if triangles is None:
         raise TopologyError(f"{template_path} has no triangles; adapting from video needs the actor's head as .ply or "
                             ".obj (the landmarks sit on its triangles).")
-    start_s = first_frame / info.fps
+    return video_reference(video_path, audio_path, template, triangles, model_fps, first_frame, last_frame,
+                           progress, should_cancel, landmarks)
+
+
+def video_reference(video_path: str, audio_path: str | None, template: np.ndarray, triangles: np.ndarray,
+                    model_fps: float, first_frame: int = 0, last_frame: int | None = None,
+                    progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None,
+                    landmarks: str | None = None) -> ReferenceClip:
+    """A reference from a video of the actor speaking: the face tracked frame by frame and carried
+    over to the actor's FLAME head (core.video_motion), the sound from the video unless given.
+    Frames `first_frame`..`last_frame` (0-based, inclusive) of the video are used; `landmarks` is the
+    MediaPipe-to-FLAME embedding (default: core.video_motion.embedding_path)."""
+    from .audio import load_audio
+    from .face_tracking import track_faces
+    from .head_frame import estimate_head_frame
+    from .video import probe_video, video_audio, video_frames
+    from .video_motion import LandmarkFit
+
+    from .video_motion import load_embedding
+
+    report = progress or (lambda fraction, message: None)
+    load_embedding(landmarks)  # a missing embedding is refused before the video is read
+    info = probe_video(video_path)  # refuses missing, foreign or variable-rate files before any tracking
+    first = max(0, int(first_frame))
+    last = info.n_frames - 1 if last_frame is None else min(int(last_frame), info.n_frames - 1)
+    n_frames = last - first + 1
+    if n_frames / info.fps < MIN_REFERENCE_S:
+        raise ReferenceError(f"The video reference lasts {max(n_frames, 0) / info.fps:.1f} s; adaptation needs at least "
+                             f"{MIN_REFERENCE_S:.0f} s of the actor speaking (5 s or more works best).")
+    start_s = first / info.fps
     if audio_path:
         audio = load_audio(audio_path, start_s, n_frames / info.fps)
     else:
         if not info.has_audio:
-            raise ReferenceError(f"{video_path} has no sound track; give the speech with --audio.")
+            raise ReferenceError(f"{video_path} has no sound track; give the speech as an audio file (--audio).")
         audio = check_speech(video_audio(video_path, start_s, n_frames / info.fps), f"The sound of {video_path}")
-    tracked = track_faces(video_frames(video_path, int(first_frame), last), n_frames, info.fps,
-                          os.path.basename(video_path),
+    tracked = track_faces(video_frames(video_path, first, last), n_frames, info.fps, os.path.basename(video_path),
                           lambda f, m: report(0.9 * f, m), should_cancel)
     report(0.9, "Carrying the face's movement over to the head")
     frame = estimate_head_frame(template, triangles)
     canonical = frame.points_to_canonical(template)
-    motion = LandmarkFit(canonical, triangles).motion(tracked)
+    motion = LandmarkFit(canonical, triangles, landmarks).motion(tracked)
     vertices = template[None] + frame.offsets_to_local(motion - canonical[None])
     report(1.0, "Tracked")
     return make_reference(audio, vertices, template, triangles, info.fps, model_fps)

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="or a video of the actor speaking, face to camera (.mp4, .mov, .mkv; constant frame "
                                 "rate): the face is tracked (MediaPipe) and carried over to --template")
     adapt.add_argument("--template", required=True, help="the actor's neutral FLAME-topology head")
+    adapt.add_argument("--landmarks", default=None,
+                       help="with --video: mediapipe_landmark_embedding.npz, MediaPipe's landmarks on FLAME (from "
+                            "metrical-tracker; default TALKING_HEAD_LANDMARKS, else ../shared/flame)")
     adapt.add_argument("--fps", type=float, default=30.0, help="frame rate of --motion (default 30; a video's own is read from it)")
     adapt.add_argument("--name", required=True, help="style name, as it will appear in the style lists")
     adapt.add_argument("--out", required=True,
@@ -336,7 +339,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     with claim_outputs(files):
         model = load_model(args.model, device=pick_device(args.device))
         if args.video:
-            reference = load_video_reference(args.video, args.audio, args.template, model.fps, progress=progress)
+            reference = load_video_reference(args.video, args.audio, args.template, model.fps, progress=progress,
+                                             landmarks=args.landmarks)
         else:
             reference = load_reference_files(args.audio, args.motion, args.template, args.fps, model.fps)
         options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=args.meta)

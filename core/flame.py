@@ -21,7 +21,8 @@ N_TRIANGLES = 9976
 TRIANGLES_SHA256 = "cb2e0bc686b21ecb"  # first 16 hex digits are plenty to tell meshes apart
 
 # ../shared/flame beside the checkout: where this workplace keeps FLAME meshes and masks (never committed)
-SHARED_FLAME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "flame")
+# (realpath: a checkout linked in as an extension still finds it)
+SHARED_FLAME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))), "shared", "flame")
 
 EXPECTED = f"a FLAME-topology head ({N_VERTICES} vertices, {N_TRIANGLES} triangles, FLAME's vertex order)"
 HOW_TO_FIX = (

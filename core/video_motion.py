@@ -30,15 +30,28 @@ SMOOTHING_FRAMES = 1.0  # Gaussian sigma over time (tracking jitter is frame to 
 DEPTH_WEIGHT = 0.3
 
 
+def embedding_path(path: str | None = None) -> str:
+    """The landmark embedding to use: the given file, else TALKING_HEAD_LANDMARKS, else ../shared/flame.
+    It is not shipped (its licence is non-commercial): users fetch it from metrical-tracker."""
+    return path or os.environ.get("TALKING_HEAD_LANDMARKS") or os.path.join(SHARED_FLAME, EMBEDDING_FILE)
+
+
 def load_embedding(path: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(FLAME triangle per landmark, barycentric weights (N, 3), MediaPipe landmark index per landmark)."""
-    path = path or os.path.join(SHARED_FLAME, EMBEDDING_FILE)
+    path = embedding_path(path)
     if not os.path.isfile(path):
-        raise TopologyError(f"The landmark embedding {path} is missing: it maps MediaPipe's face landmarks onto "
-                            "FLAME. Put mediapipe_landmark_embedding.npz there (see DATA.md) or pass its path.")
-    with np.load(path, allow_pickle=False) as data:
-        return (data["lmk_face_idx"].astype(np.int64), data["lmk_b_coords"].astype(np.float64),
-                data["landmark_indices"].astype(np.int64))
+        raise TopologyError(f"The landmark embedding {path} is missing: it maps MediaPipe's face landmarks onto FLAME "
+                            f"({EMBEDDING_FILE}, from metrical-tracker). Give its path (--landmarks, the preferences' "
+                            "Landmark Embedding, or TALKING_HEAD_LANDMARKS).")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            faces, bary, index = (data["lmk_face_idx"].astype(np.int64), data["lmk_b_coords"].astype(np.float64),
+                                  data["landmark_indices"].astype(np.int64))
+    except Exception as exc:
+        raise TopologyError(f"Cannot read the landmark embedding {path} ({exc}); get the original file.") from None
+    if not (len(faces) == len(bary) == len(index)) or bary.shape[1:] != (3,):
+        raise TopologyError(f"The landmark embedding {path} has inconsistent arrays; get the original file.")
+    return faces, bary, index
 
 
 def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

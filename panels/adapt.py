@@ -16,13 +16,20 @@ class TALKINGHEAD_PT_adapt(bpy.types.Panel):
         layout = self.layout
         settings = context.scene.talking_head
         job = context.window_manager.talking_head_job
+        layout.prop(settings, "reference_kind", expand=True)
         col = layout.column(align=True)
-        col.prop(settings, "reference_object")
-        col.prop(settings, "reference_audio_source", expand=True)
-        if settings.reference_audio_source == "STRIP":
-            col.prop(settings, "reference_strip", text="")
+        if settings.reference_kind == "VIDEO":
+            col.prop(settings, "reference_object", text="Actor's Head")
+            col.prop(settings, "reference_video")
+            col.prop(settings, "reference_speech")
+            layout.label(text="First and last frame of the video (its own frame numbers, from 1):")
         else:
-            col.prop(settings, "reference_file", text="")
+            col.prop(settings, "reference_object")
+            col.prop(settings, "reference_audio_source", expand=True)
+            if settings.reference_audio_source == "STRIP":
+                col.prop(settings, "reference_strip", text="")
+            else:
+                col.prop(settings, "reference_file", text="")
         row = layout.row(align=True)
         row.prop(settings, "reference_start")
         row.prop(settings, "reference_end")

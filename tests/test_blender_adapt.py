@@ -107,3 +107,44 @@ def test_adapt_command_line_inside_blender(reference_scene, tmp_path):
     assert cli.main(arguments) == 0
     assert os.path.getsize(tmp_path / "out_styles" / "FromFiles.safetensors") < 1_000_000
     assert cli.main(arguments) == 2  # an existing style is not overwritten
+
+
+def test_adapt_style_from_a_video_in_the_panel(addon, flame_mesh, tmp_path):
+    """The Video reference: a clip of a head speaking (rendered here with known motion) and the actor's
+    FLAME head in the scene become a style, through the same modal operator."""
+    pytest.importorskip("mediapipe", reason="adapting from video needs mediapipe")
+    from core.audio import load_audio
+    from core.corpus.articulation import FaceRig, SpeakingStyle
+    from core.head_frame import estimate_head_frame
+    from core.preview import render
+    from core.video import write_video
+    from conftest import LIBRIVOX_CLIP
+
+    verts, faces = flame_mesh
+    canonical = estimate_head_frame(verts, faces).points_to_canonical(verts)
+    audio = load_audio(str(shared_path(LIBRIVOX_CLIP)))
+    rig = FaceRig(canonical, faces)
+    n = int(len(audio) / 16000 * 30)
+    curves = np.zeros((n, 6))
+    curves[:, 0] = np.clip(6 + 7 * np.sin(np.arange(n) / 30 * 2 * np.pi * 2), 0, None)
+    moving = rig.deform(curves, SpeakingStyle())
+    bounds = ((canonical.max(0) + canonical.min(0)) / 2, (canonical.max(0) - canonical.min(0))[:2].max() / 2 * 1.05)
+    frames = np.stack([np.repeat(render(f, faces, "front", 256, bounds=bounds, crop=0.6)[..., None], 3, 2)
+                       for f in moving])
+    write_video(str(tmp_path / "actor.mkv"), frames, 30.0, audio)
+
+    scene = new_scene(fps=24)
+    head = add_mesh("ActorHead", verts, faces)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "video_shot.blend"))
+    settings = scene.talking_head
+    settings.reference_kind, settings.reference_object = "VIDEO", head
+    settings.reference_video = str(tmp_path / "actor.mkv")
+    settings.reference_start, settings.reference_end = 1, n
+    settings.style_name = "From Video"
+    result, driver = drive_adapt()
+    assert result == {"FINISHED"}, driver.reports
+    assert (tmp_path / "styles" / "From Video.safetensors").is_file()
+
+    settings.reference_video = str(tmp_path / "missing.mkv")
+    result, driver = drive_adapt()
+    assert result == {"CANCELLED"} and "Video not found" in driver.reports[-1][1]
