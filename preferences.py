@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 ADDON_PACKAGE = __package__  # bl_ext.<repo>.talking_head when installed as an extension
 
@@ -47,6 +47,9 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
         name="Wheel Folder", subtype="DIR_PATH", default="",
         description="Install the packages from this folder of wheels instead of the internet (offline studios: "
                     "fill it with tools/wheelhouse.py)")
+    video_packages: BoolProperty(
+        name="Video Adaptation Packages", default=False,
+        description="Also install mediapipe and PyAV, for adapting to an actor from a video (about 400 MB more)")
     torch_build: EnumProperty(
         name="Torch Build",
         items=[("auto", "Auto", "CUDA when an NVIDIA driver is present, else CPU (macOS: the default build, with MPS)"),
@@ -69,7 +72,7 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
         missing = missing_modules()
         box.label(text="Python packages: all found" if not missing else "Missing Python packages: " + ", ".join(missing),
                   icon="CHECKMARK" if not missing else "ERROR")
-        requirements = tuple(requirements_for_this_python())
+        requirements = tuple(requirements_for_this_python(video=self.video_packages))
         versions = installed_versions(site_folder() or "", requirements)
         for requirement in requirements:
             found = versions[requirement_name(requirement)]
@@ -77,6 +80,7 @@ class TALKINGHEAD_AddonPreferences(bpy.types.AddonPreferences):
             box.label(text=f"{requirement}: {where}")
         box.prop(self, "wheel_folder")
         box.prop(self, "torch_build")
+        box.prop(self, "video_packages")
         if not self.wheel_folder and not bpy.app.online_access:
             box.label(text="Online access is off: allow it (System > Network) or choose a wheel folder", icon="INFO")
         state = getattr(context.window_manager, "talking_head_job", None)

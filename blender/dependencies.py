@@ -49,14 +49,14 @@ class InstallRequest:
 
 
 def install_request(wheel_dir: str = "", torch_choice: str = "auto", packages: str = "",
-                    uninstall: bool = False) -> InstallRequest:
+                    uninstall: bool = False, video: bool = False) -> InstallRequest:
     """Read what to install and how from Blender's state; checked before anything runs."""
     target = site_folder(create=True)
     if target is None:
         raise dependencies.DependencyError(
             "Talking Head runs from a checkout here, not as an installed extension: install its packages into "
             "this Python with pip (see the README).")
-    requirements = packages.split() if packages else dependencies.requirements_for_this_python()
+    requirements = packages.split() if packages else dependencies.requirements_for_this_python(video=video)
     return InstallRequest(target=target, requirements=requirements, wheel_dir=bpy.path.abspath(wheel_dir) if wheel_dir else "",
                           build=dependencies.torch_build(torch_choice), online_allowed=bool(bpy.app.online_access),
                           uninstall=uninstall)

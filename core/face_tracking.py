@@ -27,8 +27,8 @@ def track_faces(frames: Iterable[np.ndarray], n_frames: int, fps: float, name: s
     try:
         import mediapipe as mp
     except ImportError:
-        raise VideoError("Adapting from video needs the mediapipe package: pip install mediapipe==0.10.21 (or press "
-                         "Install Dependencies).") from None
+        raise VideoError("Adapting from video needs the mediapipe package: tick Video Adaptation Packages and press "
+                         "Install Dependencies in the preferences, or pip install mediapipe==0.10.21 av==18.1.0.") from None
     report = progress or (lambda fraction, message: None)
     tracked, several = [], 0
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True,

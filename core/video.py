@@ -38,8 +38,17 @@ class VideoInfo:
         return self.n_frames / self.fps
 
 
+def _require_av():
+    try:
+        import av
+    except ImportError:
+        raise VideoError("Reading video needs the PyAV package: tick Video Adaptation Packages and press Install "
+                         "Dependencies in the preferences, or pip install av==18.1.0 mediapipe==0.10.21.") from None
+    return av
+
+
 def _open(path: str):
-    import av
+    av = _require_av()
 
     if not os.path.isfile(path):
         raise VideoError(f"Video not found: {path}. Check the path.")
@@ -104,7 +113,7 @@ def video_frames(path: str, first: int = 0, last: int | None = None, max_side: i
 
 def video_audio(path: str, start_s: float = 0.0, duration_s: float | None = None) -> np.ndarray:
     """The video's sound as 16 kHz mono float32 (a window of it when asked)."""
-    import av
+    av = _require_av()
 
     container = _open(path)
     try:
@@ -144,7 +153,7 @@ def write_video(path: str, frames: np.ndarray, fps: float, audio: np.ndarray | N
     known motion."""
     import fractions
 
-    import av
+    av = _require_av()
 
     with av.open(path, "w") as container:
         stream = container.add_stream("mpeg4", rate=fractions.Fraction(fps).limit_denominator(1001))

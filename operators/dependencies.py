@@ -27,7 +27,7 @@ class TALKINGHEAD_OT_install_dependencies(ThreadedJobOperator, bpy.types.Operato
     def request(self, context):
         prefs = _preferences(context)
         return install_request(prefs.wheel_folder if prefs else "", prefs.torch_build if prefs else "auto",
-                               self.packages, self.uninstall)
+                               self.packages, self.uninstall, bool(prefs and prefs.video_packages))
 
     def execute(self, context):
         """Synchronous path (scripts, EXEC_DEFAULT)."""

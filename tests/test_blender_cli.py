@@ -200,7 +200,7 @@ class Layout(Box):
 addon = bpy.context.preferences.addons["bl_ext.notorch.talking_head"]
 prefs_class = type(addon.preferences)
 fake = type("P", (), {{"layout": Layout(), "draw_dependencies": prefs_class.draw_dependencies,
-                       **{{k: getattr(addon.preferences, k) for k in ("device", "wheel_folder", "torch_build")}}}})()
+                       **{{k: getattr(addon.preferences, k) for k in ("device", "wheel_folder", "torch_build", "video_packages")}}}})()
 prefs_class.draw(fake, bpy.context)
 print("HELP", " | ".join(lines))
 """

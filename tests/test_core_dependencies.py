@@ -37,11 +37,15 @@ def test_pip_command_online_and_from_a_wheel_folder():
 def test_requirements_match_requirements_txt_and_pin_this_numpy():
     pinned = {line.split("==")[0].lower(): line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
               if "==" in line and not line.startswith("#")}
-    for requirement in REQUIREMENTS:
+    from core.dependencies import VIDEO_REQUIREMENTS
+
+    for requirement in REQUIREMENTS + VIDEO_REQUIREMENTS:
         assert pinned[requirement_name(requirement)] == requirement
     import numpy
 
     assert f"numpy=={numpy.__version__}" in requirements_for_this_python()
+    assert "mediapipe==0.10.21" in requirements_for_this_python(video=True)
+    assert "mediapipe==0.10.21" not in requirements_for_this_python()
 
 
 def test_offline_without_a_wheel_folder_is_refused_before_pip(tmp_path):
