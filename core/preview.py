@@ -21,8 +21,10 @@ VIEWS = {
 
 
 def render(vertices: np.ndarray, triangles: np.ndarray, view: str = "front", size: int = 256,
-           bounds: tuple[np.ndarray, float] | None = None, crop: float = 1.0) -> np.ndarray:
-    """Grey-shaded orthographic image (size, size) uint8 of a mesh in FLAME's canonical frame.
+           bounds: tuple[np.ndarray, float] | None = None, crop: float = 1.0,
+           colours: np.ndarray | None = None) -> np.ndarray:
+    """Grey-shaded orthographic image (size, size) uint8 of a mesh in FLAME's canonical frame, or an
+    RGB image (size, size, 3) when `colours` gives each vertex a colour (V, 3) in 0..1.
 
     `bounds` (centre, half-width) fixes the framing so frames of one clip line up; `crop` < 1 zooms in.
     """
@@ -50,7 +52,36 @@ def render(vertices: np.ndarray, triangles: np.ndarray, view: str = "front", siz
     # and sealed lips as none
     shade = np.where(normals[:, 2] < 0, INTERIOR_SHADE + 0.05 * shade, shade)
 
-    return _rasterise(xy, depth, tri, 255 * shade, size, background=40.0).astype(np.uint8)
+    if colours is None:
+        return _rasterise(xy, depth, tri, 255 * shade, size, background=40.0).astype(np.uint8)
+    faces = np.asarray(colours, dtype=np.float64)[tri].mean(axis=1)  # (F, 3): flat colour per triangle
+    channels = [_rasterise(xy, depth, tri, 255 * shade * faces[:, k], size, background=40.0) for k in range(3)]
+    return np.stack(channels, axis=-1).clip(0, 255).astype(np.uint8)
+
+
+def texture_colours(obj_path: str, image_path: str) -> np.ndarray:
+    """Per-vertex colours (V, 3) in 0..1 of a textured OBJ (FLAME's texture_mesh.obj and its PNG):
+    each vertex takes the texture at the UV of its first face corner."""
+    from PIL import Image
+
+    uvs, corners = [], {}
+    with open(obj_path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("vt "):
+                uvs.append([float(x) for x in line.split()[1:3]])
+            elif line.startswith("f "):
+                for token in line.split()[1:]:
+                    parts = token.split("/")
+                    if len(parts) > 1 and parts[1]:
+                        corners.setdefault(int(parts[0]) - 1, int(parts[1]) - 1)
+    texture = np.asarray(Image.open(image_path).convert("RGB"), dtype=np.float64) / 255.0
+    height, width = texture.shape[:2]
+    colours = np.full((max(corners) + 1 if corners else 0, 3), 0.7)
+    for vertex, uv in corners.items():
+        u, v = uvs[uv]
+        colours[vertex] = texture[int(np.clip((1 - v) * (height - 1), 0, height - 1)),
+                                  int(np.clip(u * (width - 1), 0, width - 1))]
+    return colours
 
 
 def _rasterise(xy: np.ndarray, depth: np.ndarray, tri: np.ndarray, value: np.ndarray, size: int,

@@ -28,6 +28,8 @@ REGULARISATION = 2e-5  # per control, in squared metres of landmark error (a con
 SMOOTHING_FRAMES = 1.0  # Gaussian sigma over time (tracking jitter is frame to frame)
 # MediaPipe's depth is inferred, not seen: it counts for less than the image-plane positions
 DEPTH_WEIGHT = 0.3
+EXPRESSION_MAX = 1.0  # upper bound of the expression controls (0: articulation only)
+REST_QUANTILE = 0.05  # the clip's most closed-mouth frames that define its rest pose
 
 
 def embedding_path(path: str | None = None) -> str:
@@ -115,11 +117,12 @@ class LandmarkFit:
         """Controls (T, n_controls) whose landmark movement matches the tracked movement."""
         aligned = self.align(tracked)
         opening = aligned[:, self.upper, 1].mean(1) - aligned[:, self.lower, 1].mean(1)
-        closed = opening <= np.quantile(opening, 0.05)
+        closed = opening <= np.quantile(opening, REST_QUANTILE)
         movement = aligned - np.median(aligned[closed], axis=0)[None]  # relative to the clip's rest pose
         target = self.rest[None] + movement
         lower_bound = np.zeros(self.n_controls)
         upper_bound = np.ones(self.n_controls)
+        upper_bound[len(PARAMS):] = EXPRESSION_MAX
         upper_bound[J_JAW] = JAW_MAX_MM
         controls = np.zeros((len(target), self.n_controls))
         weight = np.array([1.0, 1.0, DEPTH_WEIGHT])
