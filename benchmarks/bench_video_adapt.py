@@ -87,7 +87,7 @@ def main() -> int:
             video = os.path.join(tmp, f"{speaker}.mkv")
             seconds_render = render_video(video, template, triangles, truth_reference.offsets, truth_reference.audio)
             started = time.time()
-            video_ref = video_reference(video, None, template, triangles, model.fps)
+            video_ref = video_reference(video, None, template, triangles, model.fps, anchor=model)
             seconds_track = time.time() - started
         n = min(len(video_ref.offsets), len(truth_reference.offsets))
         rig = FaceRig(template, triangles)

@@ -300,7 +300,8 @@ def load_reference_files(audio_path: str, motion_path: str, template_path: str, 
 def load_video_reference(video_path: str, audio_path: str | None, template_path: str, model_fps: float,
                          first_frame: int = 0, last_frame: int | None = None,
                          progress: ProgressCallback | None = None,
-                         should_cancel: CancelCheck | None = None, landmarks: str | None = None) -> ReferenceClip:
+                         should_cancel: CancelCheck | None = None, landmarks: str | None = None,
+                         anchor=None) -> ReferenceClip:
     """A reference from a video file of the actor speaking and their FLAME head as a file."""
     from .errors import TopologyError
     from .flame import load_flame_mesh
@@ -310,17 +311,18 @@ def load_video_reference(video_path: str, audio_path: str | None, template_path:
         raise TopologyError(f"{template_path} has no triangles; adapting from video needs the actor's head as .ply or "
                             ".obj (the landmarks sit on its triangles).")
     return video_reference(video_path, audio_path, template, triangles, model_fps, first_frame, last_frame,
-                           progress, should_cancel, landmarks)
+                           progress, should_cancel, landmarks, anchor)
 
 
 def video_reference(video_path: str, audio_path: str | None, template: np.ndarray, triangles: np.ndarray,
                     model_fps: float, first_frame: int = 0, last_frame: int | None = None,
                     progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None,
-                    landmarks: str | None = None) -> ReferenceClip:
+                    landmarks: str | None = None, anchor=None) -> ReferenceClip:
     """A reference from a video of the actor speaking: the face tracked frame by frame and carried
     over to the actor's FLAME head (core.video_motion), the sound from the video unless given.
     Frames `first_frame`..`last_frame` (0-based, inclusive) of the video are used; `landmarks` is the
-    MediaPipe-to-FLAME embedding (default: core.video_motion.embedding_path)."""
+    MediaPipe-to-FLAME embedding (default: core.video_motion.embedding_path). With `anchor` (the
+    model about to be adapted) the motion's static part is taken from that model (anchor_to_model)."""
     from .audio import load_audio
     from .face_tracking import track_faces
     from .head_frame import estimate_head_frame
@@ -353,7 +355,22 @@ def video_reference(video_path: str, audio_path: str | None, template: np.ndarra
     motion = LandmarkFit(canonical, triangles, landmarks).motion(tracked)
     vertices = template[None] + frame.offsets_to_local(motion - canonical[None])
     report(1.0, "Tracked")
-    return make_reference(audio, vertices, template, triangles, info.fps, model_fps)
+    reference = make_reference(audio, vertices, template, triangles, info.fps, model_fps)
+    return reference if anchor is None else anchor_to_model(reference, anchor, canonical)
+
+
+def anchor_to_model(reference: ReferenceClip, model, canonical_template: np.ndarray) -> ReferenceClip:
+    """Replace the recovered motion's mean over time by the model's own mean on the same speech.
+
+    Video cannot tell the actor's resting face from an expression held through the clip: its rest
+    is the clip's most closed-mouth frames, and on the synthetic speakers that leaves a static
+    offset of about 1.8 mm on the lips, which adaptation would learn as the actor's style. Taking
+    the static part from the model lets adaptation learn how the actor moves."""
+    from .models import Conditioning
+
+    predicted = model.predict(reference.audio, canonical_template, Conditioning()).vertex_offsets()
+    offsets = reference.offsets - reference.offsets.mean(axis=0) + predicted.mean(axis=0)
+    return ReferenceClip(reference.audio, offsets.astype(np.float32), reference.fps)
 
 
 @dataclass
