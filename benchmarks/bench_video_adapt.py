@@ -71,6 +71,8 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="a synthetic corpus (python -m core corpus)")
     parser.add_argument("--model", default="default", help="the model to adapt")
     parser.add_argument("--speakers", type=int, default=3, help="test speakers to use")
+    parser.add_argument("--video-stage2", default="lora", choices=("lora", "none"),
+                        help="adaptation after the style embedding for the video reference (default lora, as shipped)")
     parser.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"), help="FLAME_masks.pkl")
     args = parser.parse_args()
     model = load_model(args.model)
@@ -98,7 +100,8 @@ def main() -> int:
         base = errors(model, Conditioning(), evaluation, lips)
         from_truth = errors(model, Conditioning(adapted_style=adapt_style(model, truth_reference, "truth", AdaptOptions())),
                             evaluation, lips)
-        from_video = errors(model, Conditioning(adapted_style=adapt_style(model, video_ref, "video", AdaptOptions())),
+        from_video = errors(model, Conditioning(adapted_style=adapt_style(model, video_ref, "video",
+                                                                          AdaptOptions(stage2=args.video_stage2))),
                             evaluation, lips)
         rows.append((speaker, correlation, motion_error, base, from_truth, from_video, seconds_render, seconds_track))
         print(f"{speaker}: lip-gap correlation {correlation:.3f}, lip error of the recovered motion "
