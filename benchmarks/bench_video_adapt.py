@@ -33,7 +33,7 @@ from core.data import load_clips  # noqa: E402
 from core.evaluate import load_masks, lve  # noqa: E402
 from core.flame import SHARED_FLAME  # noqa: E402
 from core.models import Conditioning, load_model  # noqa: E402
-from core.preview import render, texture_colours  # noqa: E402
+from core.preview import render_clip, texture_colours  # noqa: E402
 from core.train import flame_triangles  # noqa: E402
 from core.video import write_video  # noqa: E402
 
@@ -47,8 +47,7 @@ def render_video(path: str, template: np.ndarray, triangles: np.ndarray, offsets
     started = time.time()
     centre = FaceRig(template, triangles).mouth_centre + np.array([0.0, 0.035, 0.0])  # between mouth and eyes
     colours = texture_colours(os.path.join(SHARED_FLAME, "texture_mesh.obj"), os.path.join(SHARED_FLAME, "texture_mesh.png"))
-    frames = np.stack([render(template + o, triangles, "front", SIZE, bounds=(centre, FACE_HALF_WIDTH_M), colours=colours)
-                       for o in offsets])
+    frames = render_clip(template[None] + offsets, triangles, SIZE, (centre, FACE_HALF_WIDTH_M), colours=colours)
     write_video(path, frames, 30.0, audio)
     return time.time() - started
 

@@ -16,7 +16,7 @@ import time
 
 import bpy
 
-from ..core.cli import DEVICE_HELP, model_help
+from ..core.cli import add_device_option, model_help
 from ..core.errors import OutputError, TalkingHeadError
 from ..core.models.base import EMOTIONS, FROM_AUDIO, Conditioning
 from ..core.outputs import check_output, claim_outputs, publish, temp_name, terminate_cleanly
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lip-seal", type=float, default=None, metavar="STRENGTH",
                         help="close the lips to contact at the /p b m/ the model hears, 0 (off) to 1 (default: the model's own)")
     parser.add_argument("--cache-folder", default="", help="vertex cache folder (default: beside the output .blend)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help=DEVICE_HELP)
+    add_device_option(parser)
     return parser
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bpy
 
@@ -45,7 +45,6 @@ class InstallRequest:
     build: str = "cpu"
     online_allowed: bool = False
     uninstall: bool = False
-    lines: list[str] = field(default_factory=list)
 
 
 def install_request(wheel_dir: str = "", torch_choice: str = "auto", packages: str = "",

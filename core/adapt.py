@@ -329,10 +329,10 @@ def video_reference(video_path: str, audio_path: str | None, template: np.ndarra
     from .video import probe_video, video_audio, video_frames
     from .video_motion import LandmarkFit
 
-    from .video_motion import load_embedding
-
     report = progress or (lambda fraction, message: None)
-    load_embedding(landmarks)  # a missing embedding is refused before the video is read
+    frame = estimate_head_frame(template, triangles)
+    canonical = frame.points_to_canonical(template)
+    fit = LandmarkFit(canonical, triangles, landmarks)  # a missing embedding is refused before the video is read
     info = probe_video(video_path)  # refuses missing, foreign or variable-rate files before any tracking
     first = max(0, int(first_frame))
     last = info.n_frames - 1 if last_frame is None else min(int(last_frame), info.n_frames - 1)
@@ -350,9 +350,7 @@ def video_reference(video_path: str, audio_path: str | None, template: np.ndarra
     tracked = track_faces(video_frames(video_path, first, last), n_frames, info.fps, os.path.basename(video_path),
                           lambda f, m: report(0.9 * f, m), should_cancel)
     report(0.9, "Carrying the face's movement over to the head")
-    frame = estimate_head_frame(template, triangles)
-    canonical = frame.points_to_canonical(template)
-    motion = LandmarkFit(canonical, triangles, landmarks).motion(tracked)
+    motion = fit.motion(tracked)
     vertices = template[None] + frame.offsets_to_local(motion - canonical[None])
     report(1.0, "Tracked")
     reference = make_reference(audio, vertices, template, triangles, info.fps, model_fps)

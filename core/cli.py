@@ -32,7 +32,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="for models that sample: how tightly the takes follow the audio, 1 (none) to 20; "
                              "higher gives tighter lip sync and less variety (default: the model's own)")
     _add_lip_seal_option(parser)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
+    add_device_option(parser)
 
 
 def _add_lip_seal_option(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +55,11 @@ def model_help(default_text: str = "default: 'default'") -> str:
             f"TALKING_HEAD_WEIGHTS) or a model folder ({default_text})")
 
 
-DEVICE_HELP = "where the model runs: auto (the GPU when there is one, else the CPU), cpu, cuda or mps (default auto)"
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """--device, as every command that runs a model takes it (the bake too)."""
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="where the model runs: auto (the GPU when there is one, else the CPU), cpu, cuda or mps "
+                             "(default auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--meta", action="store_true",
                        help="start from the model's meta-learned initialisation (adaptation.safetensors), if it has one")
     adapt.add_argument("--overwrite", action="store_true", help="replace an existing style file")
-    adapt.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
+    add_device_option(adapt)
     fit = _command(commands, "fit-phones", "refit a model's phonetic head on real speech with phone times "
                                                  "(the lip seal hears /p b m/ through it; the motion stays the same)")
     fit.add_argument("--model", default=None, help=model_help("default: 'default'; the one to refit"))
@@ -163,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--lip-seal", type=float, default=None, help="the new model's own lip seal strength, 0 to 1")
     fit.add_argument("--name", default=None, help="the new model's name (default: the old one's)")
     fit.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
-    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
+    add_device_option(fit)
     evaluate = _command(commands, "evaluate", "measure a model: LVE, MVE, FDD, lip closure, opening")
     evaluate.add_argument("--model", default=None, help=model_help())
     evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
@@ -178,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"), help="FLAME_masks.pkl")
     evaluate.add_argument("--template", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"),
                           help="FLAME head (its triangles locate the lips; audio-only runs animate it)")
-    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help=DEVICE_HELP)
+    add_device_option(evaluate)
     evaluate.add_argument("--json", default=None, help="also write the results here")
     evaluate.add_argument("--mode", default=None, choices=("parallel", "autoregressive"),
                           help="decoding mode (default: the model's)")

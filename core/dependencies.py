@@ -20,6 +20,7 @@ import threading
 from typing import Callable
 
 from .errors import Cancelled, TalkingHeadError
+from .outputs import pid_alive
 
 # the versions the test suite runs (requirements.txt); pip resolves what they need in turn
 REQUIREMENTS = ("torch==2.13.0", "librosa==0.11.0", "scipy==1.17.1", "safetensors==0.8.0", "transformers==5.23.0",
@@ -99,16 +100,9 @@ def recover_interrupted_swap(target: str) -> None:
 
 
 def _owner_alive(staging_name: str) -> bool:
+    """Whether the install that names this staging folder (...installing-<pid>) still runs."""
     pid = staging_name.rsplit("-", 1)[-1]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    return pid.isdigit() and pid_alive(int(pid))
 
 
 def installed_versions(folder: str, requirements: tuple[str, ...] = REQUIREMENTS) -> dict[str, tuple[str, str] | None]:

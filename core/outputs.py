@@ -41,7 +41,8 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (another user's process counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -64,7 +65,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
     with contextlib.suppress(OSError):
         for entry in os.listdir(folder):
             match = _TEMP_NAME.match(entry)
-            if match and match["host"] == _HOST and not _pid_alive(int(match["pid"])):
+            if match and match["host"] == _HOST and not pid_alive(int(match["pid"])):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, entry))
                     removed.append(entry)
@@ -109,7 +110,7 @@ def _take_lock(path: str) -> str:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             owner = _lock_owner(lock)
-            if owner is not None and owner[0] == _HOST and not _pid_alive(owner[1]):
+            if owner is not None and owner[0] == _HOST and not pid_alive(owner[1]):
                 with contextlib.suppress(OSError):
                     os.unlink(lock)
                 continue
@@ -117,7 +118,7 @@ def _take_lock(path: str) -> str:
             raise OutputError(f"{path} is being written by {who} right now; wait for it, or choose another output. "
                               f"(If no run is writing it, delete {lock}.)") from None
         except OSError as exc:
-            raise OutputError(f"Cannot write in {os.path.dirname(lock)}: {exc.strerror}. "
+            raise OutputError(f"Cannot write in {os.path.dirname(lock)} ({_reason(exc)}). "
                               "Choose a folder you can write to.") from None
         with os.fdopen(fd, "w") as handle:
             handle.write(f"{_HOST} {os.getpid()}\n")

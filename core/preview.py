@@ -128,6 +128,14 @@ def _rasterise(xy: np.ndarray, depth: np.ndarray, tri: np.ndarray, value: np.nda
     return image.reshape(size, size)
 
 
+def render_clip(frames: np.ndarray, triangles: np.ndarray, size: int, bounds: tuple[np.ndarray, float],
+                crop: float = 1.0, colours: np.ndarray | None = None) -> np.ndarray:
+    """RGB frames (T, size, size, 3) uint8 of a moving mesh seen front-on with fixed framing: the
+    pictures of the test and benchmark videos of speakers whose motion is known."""
+    images = [render(f, triangles, "front", size, bounds=bounds, crop=crop, colours=colours) for f in frames]
+    return np.stack([np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image for image in images])
+
+
 def frame_bounds(vertices: np.ndarray, view: str = "front") -> tuple[np.ndarray, float]:
     points = np.asarray(vertices, dtype=np.float64) @ VIEWS[view].T
     centre = (points.max(0) + points.min(0)) / 2

@@ -116,7 +116,7 @@ def test_adapt_style_from_a_video_in_the_panel(addon, flame_mesh, tmp_path):
     from core.audio import load_audio
     from core.corpus.articulation import FaceRig, SpeakingStyle
     from core.head_frame import estimate_head_frame
-    from core.preview import render
+    from core.preview import frame_bounds, render_clip
     from core.video import write_video
     from conftest import LIBRIVOX_CLIP
 
@@ -128,9 +128,7 @@ def test_adapt_style_from_a_video_in_the_panel(addon, flame_mesh, tmp_path):
     curves = np.zeros((n, 6))
     curves[:, 0] = np.clip(6 + 7 * np.sin(np.arange(n) / 30 * 2 * np.pi * 2), 0, None)
     moving = rig.deform(curves, SpeakingStyle())
-    bounds = ((canonical.max(0) + canonical.min(0)) / 2, (canonical.max(0) - canonical.min(0))[:2].max() / 2 * 1.05)
-    frames = np.stack([np.repeat(render(f, faces, "front", 256, bounds=bounds, crop=0.6)[..., None], 3, 2)
-                       for f in moving])
+    frames = render_clip(moving, faces, 256, frame_bounds(canonical), crop=0.6)
     write_video(str(tmp_path / "actor.mkv"), frames, 30.0, audio)
 
     scene = new_scene(fps=24)

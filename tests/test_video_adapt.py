@@ -28,7 +28,7 @@ def speaker():
     from core.corpus.articulation import J_JAW, J_ROUND
     from core.flame import load_flame_mesh
     from core.head_frame import estimate_head_frame
-    from core.preview import render
+    from core.preview import frame_bounds, render_clip
     from core.video_motion import LandmarkFit
 
     vertices, triangles = load_flame_mesh(str(shared_path("flame/FLAME_sample.ply")))
@@ -41,9 +41,7 @@ def speaker():
     controls[:, J_JAW] = np.clip(6 + 7 * np.sin(2 * np.pi * 2.0 * times), 0, None)
     controls[:, J_ROUND] = np.clip(np.sin(2 * np.pi * 0.7 * times), 0, 1)
     truth = fit.deform(controls)
-    bounds = ((canonical.max(0) + canonical.min(0)) / 2, (canonical.max(0) - canonical.min(0))[:2].max() / 2 * 1.05)
-    frames = np.stack([np.repeat(render(f, triangles, "front", SIZE, bounds=bounds, crop=0.6)[..., None], 3, 2)
-                       for f in truth])
+    frames = render_clip(truth, triangles, SIZE, frame_bounds(canonical), crop=0.6)
     return {"fit": fit, "truth": truth, "frames": frames, "audio": audio, "triangles": triangles}
 
 
