@@ -102,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="augmented copies of every training clip (default 0)")
     corpus.add_argument("--augment-kinds", default="speed,pitch,noise,reverb,telephone",
                         help="perturbations for the copies, comma-separated (default: all)")
+    recorded = _command(commands, "corpus-recorded",
+                        "a new corpus: a corpus's clips plus recorded speech said by its training speakers "
+                        "(real audio, the rig's motion from the aligned phones)")
+    recorded.add_argument("--corpus", required=True, help="a corpus written by `corpus` (its speakers and styles)")
+    recorded.add_argument("--speech", nargs="+", required=True,
+                          help="folders of <name>.wav with <name>.phone.json alignments (tools/real_speech.py)")
+    recorded.add_argument("--out", required=True, help="the new corpus folder (created; the base clips are hard-linked)")
+    recorded.add_argument("--speakers-per-recording", type=int, default=2,
+                          help="training speakers who each say every recording (default 2)")
+    recorded.add_argument("--holdout", type=float, default=0.2,
+                          help="share of recordings kept out, listed in recorded.json (default 0.2; the same split "
+                               "as fit-phones --holdout with the same --seed)")
+    recorded.add_argument("--seed", type=int, default=0, help="random seed of the held-out split and speaker choice")
+    recorded.add_argument("--eyelids", nargs="*", default=None,
+                          help="eyelid-closing offset fields, as for `corpus` (default: ../shared/flame/*_eyelid.npy)")
     sheet = _command(commands, "contact-sheet", "render the corpus rig's visemes and emotions (front and side) to a PNG")
     sheet.add_argument("--out", required=True, help="output .png")
     sheet.add_argument("--head", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"), help="FLAME head")
@@ -232,6 +247,18 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus_recorded(args: argparse.Namespace) -> int:
+    from .corpus.recorded import add_recorded_speech
+    from .train import flame_triangles
+
+    record = add_recorded_speech(args.corpus, args.out, args.speech, flame_triangles(), summed_eyelids(args.eyelids),
+                                 args.speakers_per_recording, args.holdout, args.seed,
+                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"wrote {args.out}: {len(record['clips'])} recorded clips beside the clips of {args.corpus} "
+          f"({len(record['held_out'])} recordings held out, listed in recorded.json)", file=sys.stderr)
+    return 0
+
+
 def cmd_animate(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .device import pick_device
@@ -356,7 +383,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "corpus": cmd_corpus, "contact-sheet": cmd_contact_sheet, "train": cmd_train,
+COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "corpus": cmd_corpus, "corpus-recorded": cmd_corpus_recorded,
+            "contact-sheet": cmd_contact_sheet, "train": cmd_train,
             "evaluate": cmd_evaluate, "fit-phones": cmd_fit_phones}
 
 

@@ -486,6 +486,31 @@ class Optimisation:
         os.replace(path + ".part", path)
 
 
+LIP_EDGE_FIELDS = ("edge_upper", "edge_lower", "edge_upper_rest_mm", "edge_lower_rest_mm", "edge_rest_gap_mm")
+
+
+def lip_edge_fields(templates: dict[str, np.ndarray]) -> dict[str, dict[str, torch.Tensor]]:
+    """Per speaker, what the seal loss needs to measure contact on a predicted frame: the lip-edge
+    vertices (core.lips; padded by repeating the last, so every speaker's stack alike), their rest
+    positions and the rest gap, in mm."""
+    from .lips import LipContact
+
+    contacts = {s: LipContact(t, flame_triangles()) for s, t in templates.items()}
+    n_up = max(len(c.upper) for c in contacts.values())
+    n_low = max(len(c.lower) for c in contacts.values())
+    fields = {}
+    for subject, contact in contacts.items():
+        upper = np.pad(contact.upper, (0, n_up - len(contact.upper)), mode="edge")
+        lower = np.pad(contact.lower, (0, n_low - len(contact.lower)), mode="edge")
+        fields[subject] = {
+            "edge_upper": torch.from_numpy(upper.astype(np.int64)),
+            "edge_lower": torch.from_numpy(lower.astype(np.int64)),
+            "edge_upper_rest_mm": torch.from_numpy(contact.template[upper].astype(np.float32) * 1000.0),
+            "edge_lower_rest_mm": torch.from_numpy(contact.template[lower].astype(np.float32) * 1000.0),
+            "edge_rest_gap_mm": torch.tensor(contact.rest_gap * 1000.0, dtype=torch.float32)}
+    return fields
+
+
 class BatchSampler:
     """Random training batches: crops of (joined) clips with their features, offsets, lip contact,
     phone labels, speaking style, lip mask and emotion."""
@@ -494,6 +519,7 @@ class BatchSampler:
                  config: TrainConfig, encoder):
         self.store, self.clips, self.cache, self.config, self.encoder = store, clips, cache, config, encoder
         self.masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in clips}
+        self.lip_edges = lip_edge_fields({c.subject: c.template for c in clips})
         self.onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
 
     def features(self, joined: list[int], audio: np.ndarray, start: int, length: int, augmented: bool,
@@ -517,7 +543,8 @@ class BatchSampler:
                  for i in picks]
         items = [store.get_joined(p, with_audio=self.cache is None) for p in parts]
         length = min(config.crop_frames, min(len(o) for _, o, _ in items))
-        fields = {k: [] for k in ("features", "target_mm", "contact", "style", "lips", "emotion", "phones")}
+        fields = {k: [] for k in ("features", "target_mm", "contact", "style", "lips", "emotion", "phones",
+                                  *LIP_EDGE_FIELDS)}
         for i, joined, (audio, offsets, contact) in zip(picks, parts, items):
             start = int(rng.integers(0, len(offsets) - length + 1))
             augmented = rng.random() < config.augment
@@ -528,6 +555,8 @@ class BatchSampler:
             fields["phones"].append(torch.from_numpy(store.joined_phone_labels(joined)[start:start + length]))
             fields["style"].append(self.onehots[clip.subject])
             fields["lips"].append(self.masks[clip.subject])
+            for name, value in self.lip_edges[clip.subject].items():
+                fields[name].append(value)
             fields["emotion"].append(emotion_vector(clip.emotion, clip.intensity))
         return {k: torch.stack(v).to(device, non_blocking=True) for k, v in fields.items()}
 

@@ -40,6 +40,27 @@ def lip_contact_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, lips: torch
     return frame_weighted(lip_error_per_frame(pred_mm, target_mm, lips), contact)
 
 
+SEAL_FRAMES = 0.8  # contact weight above which a frame is at the closure (the teacher's closest frame +-1)
+
+
+def lip_seal_loss(pred_mm: torch.Tensor, batch: dict) -> torch.Tensor:
+    """The seal term: at bilabial closure frames, the squared edge gap over rest (core.lips, mm)
+    of the predicted frame, where it is open. The contact loss asks the lips to be near the
+    teacher's; this asks them to touch, so a model a millimetre short of the teacher is not let off."""
+    n_frames = pred_mm.shape[1]
+
+    def edge_positions(index: torch.Tensor, rest_mm: torch.Tensor) -> torch.Tensor:  # (B, T, E, 3)
+        moved = torch.gather(pred_mm, 2, index[:, None, :, None].expand(-1, n_frames, -1, 3))
+        return rest_mm[:, None] + moved
+
+    upper = edge_positions(batch["edge_upper"], batch["edge_upper_rest_mm"])
+    lower = edge_positions(batch["edge_lower"], batch["edge_lower_rest_mm"])
+    distance = torch.sqrt(((upper[:, :, :, None] - lower[:, :, None]) ** 2).sum(-1) + 1e-6)
+    excess = distance.flatten(2).amin(-1) - batch["edge_rest_gap_mm"][:, None]
+    closure = (batch["contact"] > SEAL_FRAMES).to(pred_mm.dtype)
+    return frame_weighted(torch.relu(excess) ** 2, closure)
+
+
 DEFAULTS = {
     "architecture": "imitator",
     "fps": 30.0,
@@ -63,6 +84,8 @@ DEFAULTS = {
     # training loss weights (Imitator's): velocity, and lip contact at bilabial closures
     "weight_velocity": 10.0,
     "weight_lip_contact": 5.0,
+    # the seal term (lip_seal_loss): edge gap over rest at bilabial closures; 0 = off
+    "weight_lip_seal": 0.0,
     # phonetic auxiliary loss: a linear head recognises the phone spoken at each frame from the
     # style-agnostic viseme features (cross-entropy, this weight); 0 = off and no head. It asks the
     # features to carry what was said rather than how a training voice sounds
@@ -234,6 +257,10 @@ class ImitatorModel(nn.Module):
         loss_lip = lip_contact_loss(pred, target, lips, contact)
         loss = loss_rec + float(cfg["weight_velocity"]) * loss_vel + float(cfg["weight_lip_contact"]) * loss_lip
         parts = {"rec": loss_rec.item(), "vel": loss_vel.item(), "lip": loss_lip.item()}
+        if float(cfg.get("weight_lip_seal", 0.0)) > 0 and "edge_upper" in batch:
+            loss_seal = lip_seal_loss(pred, batch)
+            loss = loss + float(cfg["weight_lip_seal"]) * loss_seal
+            parts["seal"] = loss_seal.item()
         phones = batch.get("phones")
         if hasattr(self, "phone_head") and phones is not None and (phones != IGNORED).any():
             logits = self.phone_head(visemes)
