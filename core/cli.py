@@ -183,6 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--name", default=None, help="the new model's name (default: the old one's)")
     fit.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     add_device_option(fit)
+    tune = _command(commands, "tune-seal", "pick a model's lip-seal gate on aligned recordings it was not trained on "
+                                           "(most bilabials sealed, tongue stops kept open)")
+    tune.add_argument("--model", default=None, help=model_help("default: 'default'; the one to tune"))
+    tune.add_argument("--speech", nargs="+", required=True, metavar="DIR",
+                      help="folders of .wav with .phone.json alignments, held out of the model's training")
+    tune.add_argument("--out", required=True, help="new model folder (the model with its gate in config.json)")
+    tune.add_argument("--max-tongue-stops", type=float, default=0.10,
+                      help="largest share of /t d k g n ng/ the seal may close (default 0.10)")
+    tune.add_argument("--template", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"),
+                      help="FLAME head the seal is measured on (default ../shared/flame/FLAME_sample.ply)")
+    add_device_option(tune)
     evaluate = _command(commands, "evaluate", "measure a model: LVE, MVE, FDD, lip closure, opening")
     evaluate.add_argument("--model", default=None, help=model_help())
     evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
@@ -335,6 +346,12 @@ def cmd_fit_phones(args: argparse.Namespace) -> int:
     return main_fit_phones(args)
 
 
+def cmd_tune_seal(args: argparse.Namespace) -> int:
+    from .seal_tuning import main_tune_seal
+
+    return main_tune_seal(args)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import main_evaluate
 
@@ -385,7 +402,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "corpus": cmd_corpus, "corpus-recorded": cmd_corpus_recorded,
             "contact-sheet": cmd_contact_sheet, "train": cmd_train,
-            "evaluate": cmd_evaluate, "fit-phones": cmd_fit_phones}
+            "evaluate": cmd_evaluate, "fit-phones": cmd_fit_phones, "tune-seal": cmd_tune_seal}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,9 +120,14 @@ def predict_motion(model: MotionModel, audio: np.ndarray, template: np.ndarray, 
     prediction = model.predict(audio, template, conditioning, progress, should_cancel)
     if strength <= 0 or prediction.phone_probabilities is None:
         return prediction
-    from .lips import LipSeal
+    from .lips import LipSeal, SealGate
 
-    seal = LipSeal(template, triangles)
+    return apply_lip_seal(prediction, template, LipSeal(template, triangles, SealGate(**model.config.get("seal_gate", {}))),
+                          strength)
+
+
+def apply_lip_seal(prediction: MotionPrediction, template: np.ndarray, seal, strength: float) -> MotionPrediction:
+    """`prediction` with the seal field (core.lips.LipSeal) added where its gate lets it act."""
     if prediction.basis is not None:
         edges = template[seal.edges] + prediction.mean[seal.edges] \
             + np.einsum("tk,kvc->tvc", prediction.coefficients, prediction.basis[:, seal.edges])

@@ -201,3 +201,50 @@ def test_real_speech_tool_spells_prompts_as_words_and_writes_alignments_evaluate
     assert read_phone_alignment(str(path)) == [(p, pytest.approx(s), pytest.approx(e)) for p, s, e in phones]
     # refused, with nothing written: data never goes inside the repository (or the sources are missing)
     assert real_speech.main(["--out", str(REPO / "inside")]) == 2 and not (REPO / "inside").exists()
+
+
+def test_pick_gate_takes_the_most_seals_within_the_tongue_stop_limit_and_refuses_when_none_fits():
+    from core.errors import OutputError
+    from core.seal_tuning import pick_gate
+
+    scores = [{"gate": {"p_low": p}, "sealed": sealed, "tongue_stops_sealed": stops}
+              for p, sealed, stops in [(0.1, 0.95, 0.30), (0.2, 0.90, 0.10), (0.3, 0.90, 0.05), (0.4, 0.70, 0.02)]]
+    assert pick_gate(scores, 0.10)["gate"]["p_low"] == 0.3  # 0.1 seals more but closes 30% of tongue stops
+    assert pick_gate(scores, 0.50)["gate"]["p_low"] == 0.1
+    with pytest.raises(OutputError, match="--max-tongue-stops"):
+        pick_gate(scores, 0.01)
+
+
+def test_tune_seal_writes_the_gate_into_a_new_model_that_prediction_then_uses(tmp_path, flame_mesh, speech):
+    import json
+    import shutil
+
+    from core.cli import main
+    from core.lips import SealGate
+    from core.models import Conditioning, load_model, save_model
+    from core.pipeline import predict_motion
+    from tests.conftest import LIBRIVOX_CLIP, make_tiny_model, shared_path
+
+    recordings = tmp_path / "speech"
+    recordings.mkdir()
+    for suffix in (".wav", ".phone.json"):
+        shutil.copy(shared_path(LIBRIVOX_CLIP[: -len(".wav")] + suffix), recordings / f"clip{suffix}")
+    save_model(make_tiny_model(weight_phone=1.0), str(tmp_path / "base"))
+    out = tmp_path / "tuned"
+    assert main(["tune-seal", "--model", str(tmp_path / "base"), "--speech", str(recordings), "--out", str(out),
+                 "--max-tongue-stops", "1.0", "--device", "cpu"]) == 0
+    tuned = load_model(str(out))
+    record = json.loads((out / "training.json").read_text())["seal_gate"]
+    assert tuned.config["seal_gate"] == record["picked"]["gate"] and len(record["grid"]) > 1
+    assert record["picked"]["sealed"] == max(s["sealed"] for s in record["grid"])  # any tongue stops allowed
+    SealGate(**tuned.config["seal_gate"])  # a gate the seal can be built with
+    # prediction reads the gate from the model: a gate that never hears /p b m/ adds no seal
+    verts, tris = flame_mesh
+    tuned.config["seal_gate"] = {"p_low": 2.0, "p_high": 3.0}
+    shut = predict_motion(tuned, speech, verts, tris, Conditioning(lip_seal=1.0))
+    assert not np.any(shut.coefficients[:, -1])
+    # a folder already there is refused, and so is a limit that is not a share
+    assert main(["tune-seal", "--model", str(tmp_path / "base"), "--speech", str(recordings), "--out", str(out)]) == 2
+    assert main(["tune-seal", "--model", str(tmp_path / "base"), "--speech", str(recordings),
+                 "--out", str(tmp_path / "x"), "--max-tongue-stops", "5"]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
