@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile
 
 from conftest import make_tiny_model, shared_path
 

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pytest
 
 from conftest import shared_path
@@ -87,9 +86,10 @@ def test_seal_loss_is_zero_at_contact_and_grows_with_the_slit(flame_mesh):
         apart[:, :, fields["edge_lower"], 1] -= slit_mm
         losses.append(lip_seal_loss(apart, batch).item())
     assert 0 < losses[0] < losses[1] < losses[2]
-    pressed = torch.zeros(1, 4, len(flame_mesh[0]), 3)
-    pressed[:, :, fields["edge_lower"], 1] += 1.0
-    assert lip_seal_loss(pressed, batch).item() == 0.0  # pressed lips are not pushed apart
+    pinched = torch.zeros(1, 4, len(flame_mesh[0]), 3)
+    pinched[:, :, fields["edge_lower"], 1] -= 2.0
+    pinched[:, :, fields["edge_lower"][0], 1] += 2.0  # one corner at rest, the rest of the mouth open
+    assert lip_seal_loss(pinched, batch).item() > 0.3 * losses[2]  # touching at one point is no seal
     apart = torch.zeros(1, 4, len(flame_mesh[0]), 3)
     apart[:, 0, fields["edge_lower"], 1] -= 3.0  # open only where no closure is
     assert lip_seal_loss(apart, batch).item() < 1e-6

@@ -44,21 +44,26 @@ SEAL_FRAMES = 0.8  # contact weight above which a frame is at the closure (the t
 
 
 def lip_seal_loss(pred_mm: torch.Tensor, batch: dict) -> torch.Tensor:
-    """The seal term: at bilabial closure frames, the squared edge gap over rest (core.lips, mm)
-    of the predicted frame, where it is open. The contact loss asks the lips to be near the
-    teacher's; this asks them to touch, so a model a millimetre short of the teacher is not let off."""
+    """The seal term: at bilabial closure frames, how far each upper-lip edge vertex is from the
+    lower edge beyond its distance at rest (squared, mm, averaged along the edge). The contact loss
+    asks the lips to be near the teacher's; this asks them to touch, so a model a millimetre short of
+    the teacher is not let off. Every edge vertex counts, not only the closest pair: with the
+    smallest distance alone a model learns to pinch one corner shut and keep the middle open."""
     n_frames = pred_mm.shape[1]
 
     def edge_positions(index: torch.Tensor, rest_mm: torch.Tensor) -> torch.Tensor:  # (B, T, E, 3)
         moved = torch.gather(pred_mm, 2, index[:, None, :, None].expand(-1, n_frames, -1, 3))
         return rest_mm[:, None] + moved
 
+    def nearest_lower(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:  # (..., U)
+        return torch.sqrt(((upper[..., :, None, :] - lower[..., None, :, :]) ** 2).sum(-1) + 1e-6).amin(-1)
+
     upper = edge_positions(batch["edge_upper"], batch["edge_upper_rest_mm"])
     lower = edge_positions(batch["edge_lower"], batch["edge_lower_rest_mm"])
-    distance = torch.sqrt(((upper[:, :, :, None] - lower[:, :, None]) ** 2).sum(-1) + 1e-6)
-    excess = distance.flatten(2).amin(-1) - batch["edge_rest_gap_mm"][:, None]
+    at_rest = nearest_lower(batch["edge_upper_rest_mm"], batch["edge_lower_rest_mm"])  # (B, U)
+    excess = torch.relu(nearest_lower(upper, lower) - at_rest[:, None])
     closure = (batch["contact"] > SEAL_FRAMES).to(pred_mm.dtype)
-    return frame_weighted(torch.relu(excess) ** 2, closure)
+    return frame_weighted((excess ** 2).mean(-1), closure)
 
 
 DEFAULTS = {
