@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--template", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"),
                       help="FLAME head the seal is measured on (default ../shared/flame/FLAME_sample.ply)")
     add_device_option(tune)
+    average = _command(commands, "average-models", "average the weights of several fine-tunes of one model "
+                                                   "(seeds of one recipe) into one model")
+    average.add_argument("--models", nargs="+", required=True, metavar="MODEL", help="model names or folders, two or more")
+    average.add_argument("--out", required=True, help="new model folder")
     evaluate = _command(commands, "evaluate", "measure a model: LVE, MVE, FDD, lip closure, opening")
     evaluate.add_argument("--model", default=None, help=model_help())
     evaluate.add_argument("--data", default=None, help="VOCASET-layout folder with ground truth")
@@ -352,6 +356,15 @@ def cmd_tune_seal(args: argparse.Namespace) -> int:
     return main_tune_seal(args)
 
 
+def cmd_average_models(args: argparse.Namespace) -> int:
+    from .model_average import average_models
+
+    record = average_models(args.models, args.out)
+    print(f"wrote {args.out}: the average of {len(record['models'])} models (no adaptation start: learn one with "
+          "`train`, \"init\" this model, \"steps\": 0 and \"meta\")", file=sys.stderr)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import main_evaluate
 
@@ -400,7 +413,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "corpus": cmd_corpus, "corpus-recorded": cmd_corpus_recorded,
+COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "average-models": cmd_average_models, "corpus": cmd_corpus, "corpus-recorded": cmd_corpus_recorded,
             "contact-sheet": cmd_contact_sheet, "train": cmd_train,
             "evaluate": cmd_evaluate, "fit-phones": cmd_fit_phones, "tune-seal": cmd_tune_seal}
 

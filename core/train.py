@@ -486,13 +486,13 @@ class Optimisation:
         os.replace(path + ".part", path)
 
 
-LIP_EDGE_FIELDS = ("edge_upper", "edge_lower", "edge_upper_rest_mm", "edge_lower_rest_mm", "edge_rest_gap_mm")
+LIP_EDGE_FIELDS = ("edge_upper", "edge_lower", "edge_upper_rest_mm", "edge_lower_rest_mm")
 
 
 def lip_edge_fields(templates: dict[str, np.ndarray]) -> dict[str, dict[str, torch.Tensor]]:
     """Per speaker, what the seal loss needs to measure contact on a predicted frame: the lip-edge
-    vertices (core.lips; padded by repeating the last, so every speaker's stack alike), their rest
-    positions and the rest gap, in mm."""
+    vertices (core.lips; padded by repeating the last, so every speaker's stack alike) and their
+    rest positions in mm."""
     from .lips import LipContact
 
     contacts = {s: LipContact(t, flame_triangles()) for s, t in templates.items()}
@@ -506,8 +506,7 @@ def lip_edge_fields(templates: dict[str, np.ndarray]) -> dict[str, dict[str, tor
             "edge_upper": torch.from_numpy(upper.astype(np.int64)),
             "edge_lower": torch.from_numpy(lower.astype(np.int64)),
             "edge_upper_rest_mm": torch.from_numpy(contact.template[upper].astype(np.float32) * 1000.0),
-            "edge_lower_rest_mm": torch.from_numpy(contact.template[lower].astype(np.float32) * 1000.0),
-            "edge_rest_gap_mm": torch.tensor(contact.rest_gap * 1000.0, dtype=torch.float32)}
+            "edge_lower_rest_mm": torch.from_numpy(contact.template[lower].astype(np.float32) * 1000.0)}
     return fields
 
 
@@ -596,9 +595,16 @@ def save_run_model(model, out: str, data: str, config: TrainConfig, store: ClipS
         examples = meta_examples(model, store, options.clips_per_speaker, rng)
         log(f"meta-learning the adaptation start: {options.steps} Reptile steps over {len(examples)} clips")
         save_meta_init(folder, meta_train(model, examples, options, config.seed, log))
+    record = {"data": os.path.abspath(data), "config": asdict(config), "history": history, "train_subjects": subjects}
+    if config.init:  # a fine-tune's record keeps how its start was made
+        from .models import resolve_model_dir
+
+        init_record = os.path.join(resolve_model_dir(config.init), "training.json")
+        if os.path.isfile(init_record):
+            with open(init_record, encoding="utf-8") as handle:
+                record["init_training"] = json.load(handle)
     with open(os.path.join(folder, "training.json"), "w", encoding="utf-8") as handle:
-        json.dump({"data": os.path.abspath(data), "config": asdict(config), "history": history,
-                   "train_subjects": subjects}, handle, indent=1)
+        json.dump(record, handle, indent=1)
     return folder
 
 

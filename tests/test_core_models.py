@@ -281,3 +281,38 @@ def test_dropout_acts_only_while_training_and_predictions_stay_deterministic(spe
     first = model.predict(speech, flame_mesh[0], Conditioning()).vertex_offsets()
     second = model.predict(speech, flame_mesh[0], Conditioning()).vertex_offsets()
     np.testing.assert_array_equal(first, second)
+
+
+def test_average_models_writes_the_weight_mean_and_refuses_models_that_are_not_one_network(tmp_path):
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from core.cli import main
+    from core.models import load_model, save_model
+    from tests.conftest import make_tiny_model
+
+    first, second = make_tiny_model(), make_tiny_model()
+    with torch.no_grad():
+        for parameter in second.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    save_model(first, str(tmp_path / "a"))
+    save_model(second, str(tmp_path / "b"))
+    (tmp_path / "a" / "training.json").write_text(json.dumps({"data": "corpus", "config": {"seed": 0}, "history": []}))
+    out = tmp_path / "soup"
+    assert main(["average-models", "--models", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    averaged = load_file(str(out / "model.safetensors"))
+    for key, value in first.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(averaged[key], (value + second.state_dict()[key]) / 2)
+    load_model(str(out))  # a model the product loads
+    record = json.loads((out / "training.json").read_text())["averaged"]
+    assert len(record["models"]) == 2 and record["trainings"][0]["config"] == {"seed": 0}
+    # the same folder again, one model alone, an existing --out, another network: refused, nothing written
+    assert main(["average-models", "--models", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["average-models", "--models", str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["average-models", "--models", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 2
+    save_model(make_tiny_model(d_model=24), str(tmp_path / "c"))
+    assert main(["average-models", "--models", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
