@@ -533,3 +533,20 @@ def test_large_training_buffers_come_from_the_heap_after_raising_glibcs_mmap_thr
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setattr(ctypes, "CDLL", lambda *_: (_ for _ in ()).throw(OSError("no libc")))
     assert reuse_large_host_buffers() is False
+
+
+def test_shipped_training_recipes_read_and_start_from_models_that_ship():
+    """Every tools/*_config.json is a training config `train` accepts, and a fine-tune that names its
+    start by model name (not a run folder of an earlier step) starts from a shipped model."""
+    import glob
+
+    from core.models import resolve_model_dir
+    from core.train_config import TrainConfig
+    from tests.conftest import REPO
+
+    configs = sorted(glob.glob(str(REPO / "tools" / "*_config.json")))
+    assert any(c.endswith("recorded_finetune_config.json") for c in configs)
+    for path in configs:
+        config = TrainConfig.from_file(path)
+        if config.init and "/" not in config.init:  # a name, not an earlier step's run folder
+            resolve_model_dir(config.init)  # raises when the start is not shipped
