@@ -24,7 +24,7 @@ from .audio import load_audio
 from .corpus.articulation import BILABIALS
 from .data import Clip, load_clips
 from .encoders import resample_features
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .features import FeatureCache
 from .models import build_model, read_model_config, save_model
 from .phones import IGNORED, frame_phone_labels
@@ -596,10 +596,13 @@ def save_run_model(model, out: str, data: str, config: TrainConfig, store: ClipS
         log(f"meta-learning the adaptation start: {options.steps} Reptile steps over {len(examples)} clips")
         save_meta_init(folder, meta_train(model, examples, options, config.seed, log))
     record = {"data": os.path.abspath(data), "config": asdict(config), "history": history, "train_subjects": subjects}
-    if config.init:  # a fine-tune's record keeps how its start was made
+    if config.init:  # a fine-tune's record keeps how its start was made (if the start is still there)
         from .models import resolve_model_dir
 
-        init_record = os.path.join(resolve_model_dir(config.init), "training.json")
+        try:
+            init_record = os.path.join(resolve_model_dir(config.init), "training.json")
+        except ModelError:  # a resumed fine-tune whose start is gone by now
+            init_record = ""
         if os.path.isfile(init_record):
             with open(init_record, encoding="utf-8") as handle:
                 record["init_training"] = json.load(handle)
