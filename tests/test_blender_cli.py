@@ -171,6 +171,7 @@ def test_the_documented_build_makes_a_zip_of_only_what_the_extension_needs(tmp_p
     names = zipfile.ZipFile(archive).namelist()
     assert "blender_manifest.toml" in names and "core/pipeline.py" in names and "operators/generate.py" in names
     assert "weights/default/model.safetensors" in names
+    assert not any(n.startswith("weights/default_v4/") for n in names)  # a training start, not for animators
     strays = sorted({n.split("/")[0] for n in names} - EXTENSION_TOP_LEVEL)
     assert not strays, f"the zip carries {strays}; exclude them in blender_manifest.toml"
     assert not any("__pycache__" in n or n.endswith((".pyc", ".blend", ".zip")) for n in names)
