@@ -62,6 +62,14 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                              "(default auto)")
 
 
+def add_model_on_speech_options(command: argparse.ArgumentParser, verb: str, speech_note: str, out_help: str) -> None:
+    """--model, --speech and --out, as the commands that make a new model from aligned recordings take them."""
+    command.add_argument("--model", default=None, help=model_help(f"default: 'default'; the one to {verb}"))
+    command.add_argument("--speech", nargs="+", required=True, metavar="DIR",
+                         help=f"folders of .wav with .phone.json alignments {speech_note}")
+    command.add_argument("--out", required=True, help=out_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Talking Head: speech to FLAME facial animation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,10 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(adapt)
     fit = _command(commands, "fit-phones", "refit a model's phonetic head on real speech with phone times "
                                                  "(the lip seal hears /p b m/ through it; the motion stays the same)")
-    fit.add_argument("--model", default=None, help=model_help("default: 'default'; the one to refit"))
-    fit.add_argument("--speech", nargs="+", required=True, metavar="DIR",
-                     help="folders of .wav with .phone.json alignments (tools/real_speech.py prepares them)")
-    fit.add_argument("--out", required=True, help="new model folder")
+    add_model_on_speech_options(fit, "refit", "(tools/real_speech.py prepares them)", "new model folder")
     fit.add_argument("--steps", type=int, default=500, help="full-batch optimiser steps (default 500)")
     fit.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 0.01)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the hold-out split and the augmentation")
@@ -185,10 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(fit)
     tune = _command(commands, "tune-seal", "pick a model's lip-seal gate on aligned recordings it was not trained on "
                                            "(most bilabials sealed, tongue stops kept open)")
-    tune.add_argument("--model", default=None, help=model_help("default: 'default'; the one to tune"))
-    tune.add_argument("--speech", nargs="+", required=True, metavar="DIR",
-                      help="folders of .wav with .phone.json alignments, held out of the model's training")
-    tune.add_argument("--out", required=True, help="new model folder (the model with its gate in config.json)")
+    add_model_on_speech_options(tune, "tune", "held out of the model's training",
+                                "new model folder (the model with its gate in config.json)")
     tune.add_argument("--max-tongue-stops", type=float, default=0.10,
                       help="largest share of /t d k g n ng/ the seal may close (default 0.10)")
     tune.add_argument("--template", default=os.path.join(SHARED_FLAME, "FLAME_sample.ply"),

@@ -152,19 +152,27 @@ def test_predict_motion_adds_the_seal_as_one_more_shape_and_refuses_what_it_cann
     assert predict_motion(deaf, speech, verts, tris, Conditioning()).basis.shape[0] == plain.basis.shape[0]
 
 
-def test_fit_phones_refits_only_the_phonetic_head_on_real_speech(tmp_path, flame_mesh):
+def _one_aligned_clip(tmp_path):
+    """A speech folder holding one LibriVox clip with its pocketsphinx alignment."""
     import shutil
 
-    import torch
-
-    from core.cli import main
-    from core.models import Conditioning, load_model, save_model
-    from tests.conftest import LIBRIVOX_CLIP, make_tiny_model, shared_path
+    from tests.conftest import LIBRIVOX_CLIP, shared_path
 
     speech = tmp_path / "speech"
     speech.mkdir()
     for suffix in (".wav", ".phone.json"):
         shutil.copy(shared_path(LIBRIVOX_CLIP[: -len(".wav")] + suffix), speech / f"clip{suffix}")
+    return speech
+
+
+def test_fit_phones_refits_only_the_phonetic_head_on_real_speech(tmp_path, flame_mesh):
+    import torch
+
+    from core.cli import main
+    from core.models import Conditioning, load_model, save_model
+    from tests.conftest import make_tiny_model
+
+    speech = _one_aligned_clip(tmp_path)
     save_model(make_tiny_model(weight_phone=1.0), str(tmp_path / "base"))
     out = tmp_path / "fitted"
     assert main(["fit-phones", "--model", str(tmp_path / "base"), "--speech", str(speech), "--out", str(out),
@@ -217,18 +225,14 @@ def test_pick_gate_takes_the_most_seals_within_the_tongue_stop_limit_and_refuses
 
 def test_tune_seal_writes_the_gate_into_a_new_model_that_prediction_then_uses(tmp_path, flame_mesh, speech):
     import json
-    import shutil
 
     from core.cli import main
     from core.lips import SealGate
     from core.models import Conditioning, load_model, save_model
     from core.pipeline import predict_motion
-    from tests.conftest import LIBRIVOX_CLIP, make_tiny_model, shared_path
+    from tests.conftest import make_tiny_model
 
-    recordings = tmp_path / "speech"
-    recordings.mkdir()
-    for suffix in (".wav", ".phone.json"):
-        shutil.copy(shared_path(LIBRIVOX_CLIP[: -len(".wav")] + suffix), recordings / f"clip{suffix}")
+    recordings = _one_aligned_clip(tmp_path)
     save_model(make_tiny_model(weight_phone=1.0), str(tmp_path / "base"))
     out = tmp_path / "tuned"
     assert main(["tune-seal", "--model", str(tmp_path / "base"), "--speech", str(recordings), "--out", str(out),
