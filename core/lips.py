@@ -139,8 +139,9 @@ class SealGate:
     (the head's peak and the lips' closest frame can sit a frame apart) and eased with a Gaussian
     of `ease_frames`, so the lips move into the seal instead of snapping."""
 
-    # chosen on held-out Asterisk prompts (tools/real_speech.py; a speaker not in ../shared/audio):
-    # the most seals with tongue stops sealed at most 10% (BENCHMARKS "Lip seal")
+    # chosen for default_v4 on held-out Asterisk prompts (tools/real_speech.py; a speaker not in
+    # ../shared/audio): the most seals with tongue stops sealed at most 10% (BENCHMARKS "Lip seal");
+    # default_v5 keeps it. A model's config may carry its own ("seal_gate", python -m core tune-seal)
     p_low: float = 0.2
     p_high: float = 0.4
     gap_low_mm: float = 2.0
