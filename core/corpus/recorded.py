@@ -85,7 +85,8 @@ def add_recorded_speech(base: str, out: str, speech_folders: list[str], triangle
     order = [trainees[i % len(trainees)] for i in rng.permutation(len(fit) * speakers_per_recording)]
     for index, (wav, alignment) in enumerate(fit):
         audio = load_audio(wav)
-        phones = [(p, s, e) for p, s, e in read_phone_alignment(alignment)]
+        phones = read_phone_alignment(alignment)
+        n_frames = max(1, int(round(len(audio) / 16000 * FPS)))
         recording = os.path.splitext(os.path.basename(wav))[0]
         with open(alignment, encoding="utf-8") as handle:
             text = json.load(handle).get("t", "")
@@ -95,7 +96,6 @@ def add_recorded_speech(base: str, out: str, speech_folders: list[str], triangle
                 rigs.clear()  # a rig holds a few MB of fields; one at a time is enough
                 rigs[subject] = FaceRig(np.asarray(templates[subject], dtype=np.float64), triangles, eyelids)
             style = SpeakingStyle(**speakers[subject]["style"])
-            n_frames = max(1, int(round(len(audio) / 16000 * FPS)))
             sentence = RECORDED_SENTENCE_BASE + index
             # as core.corpus.generate.motion_from_meta seeds it, so the clip can be rebuilt from its meta
             motion_rng = np.random.default_rng(clip_rng(seed, subject, sentence).integers(2**31))
