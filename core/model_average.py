@@ -35,7 +35,7 @@ def average_models(sources: list[str], out: str) -> dict:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from .models import WEIGHTS_FILE, resolve_model_dir
+    from .models import TRAINING_RECORD, WEIGHTS_FILE, read_training_record, resolve_model_dir
 
     if len(sources) < 2:
         raise OutputError("Give at least two models to average (--models A B ...).")
@@ -64,19 +64,15 @@ def average_models(sources: list[str], out: str) -> dict:
             averaged[key] = first_value
         else:
             raise OutputError(f"Weight {key} is a count or an index that differs between the models; they cannot be averaged.")
-    record = {"models": [os.path.abspath(f) for f in folders], "trainings": []}
-    for folder in folders:
-        path = os.path.join(folder, "training.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                training = json.load(handle)
-            record["trainings"].append({k: training.get(k) for k in ("data", "config", "history")})
+    trainings = [read_training_record(f) for f in folders]
+    record = {"models": [os.path.abspath(f) for f in folders],
+              "trainings": [{k: t.get(k) for k in ("data", "config", "history")} for t in trainings if t]}
     partial = out.rstrip("/") + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
     shutil.copy2(os.path.join(folders[0], "config.json"), os.path.join(partial, "config.json"))
     save_file({k: v.contiguous() for k, v in averaged.items()}, os.path.join(partial, WEIGHTS_FILE))
-    with open(os.path.join(partial, "training.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(partial, TRAINING_RECORD), "w", encoding="utf-8") as handle:
         json.dump({"averaged": record}, handle, indent=1)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     os.replace(partial, out)

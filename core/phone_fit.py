@@ -146,7 +146,7 @@ def fit_phone_head(model, pairs: list[tuple[str, str]], options: PhoneFitOptions
 
 def main_fit_phones(args) -> int:
     from .device import pick_device
-    from .models import CONFIG_FILE, load_model, resolve_model_dir, save_model
+    from .models import CONFIG_FILE, TRAINING_RECORD, load_model, read_training_record, resolve_model_dir, save_model
 
     if os.path.exists(os.path.join(args.out, CONFIG_FILE)) and not args.overwrite:
         raise OutputError(f"{args.out} already holds a model; choose another --out, or pass --overwrite.")
@@ -168,13 +168,10 @@ def main_fit_phones(args) -> int:
     adaptation = os.path.join(source, "adaptation.safetensors")  # the motion is unchanged: its adaptation start still fits
     if os.path.isfile(adaptation):
         shutil.copyfile(adaptation, os.path.join(args.out, "adaptation.safetensors"))
-    record = {"fit_phones": {"from": os.path.basename(os.path.normpath(source)), "speech": args.speech,
+    record = {**read_training_record(source),
+              "fit_phones": {"from": os.path.basename(os.path.normpath(source)), "speech": args.speech,
                              "options": asdict(options), **report}}
-    training = os.path.join(source, "training.json")
-    if os.path.isfile(training):
-        with open(training, encoding="utf-8") as handle:
-            record = {**json.load(handle), **record}
-    with open(os.path.join(args.out, "training.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(args.out, TRAINING_RECORD), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
     print(f"wrote {args.out}: phonetic head refitted on {report['recordings']} recordings ({report['frames']} frames); "
           f"frame accuracy {report['accuracy_before']:.2f} -> {report['accuracy']:.2f}"

@@ -76,7 +76,7 @@ def _share(rate: float | None) -> str:
 def main_tune_seal(args) -> int:
     from .device import pick_device
     from .flame import load_flame_mesh
-    from .models import CONFIG_FILE, load_model, resolve_model_dir
+    from .models import CONFIG_FILE, TRAINING_RECORD, load_model, read_training_record, resolve_model_dir
     from .phone_fit import aligned_recordings
 
     if os.path.exists(args.out):
@@ -103,14 +103,10 @@ def main_tune_seal(args) -> int:
     config["seal_gate"] = best["gate"]
     with open(config_path, "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2, sort_keys=True)
-    training = os.path.join(partial, "training.json")
-    record = {}
-    if os.path.isfile(training):
-        with open(training, encoding="utf-8") as handle:
-            record = json.load(handle)
+    record = read_training_record(source)
     record["seal_gate"] = {"speech": [os.path.abspath(f) for f in args.speech], "recordings": len(recordings),
                            "max_tongue_stops": args.max_tongue_stops, "picked": best, "grid": scores}
-    with open(training, "w", encoding="utf-8") as handle:
+    with open(os.path.join(partial, TRAINING_RECORD), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
     os.replace(partial, args.out)
     print(f"wrote {args.out}: seal gate p {best['gate']['p_low']:.2f}-{best['gate']['p_high']:.2f}, gap "

@@ -26,7 +26,7 @@ from .data import Clip, load_clips
 from .encoders import resample_features
 from .errors import ConfigError, ModelError
 from .features import FeatureCache
-from .models import build_model, read_model_config, save_model
+from .models import TRAINING_RECORD, build_model, read_model_config, save_model
 from .phones import IGNORED, frame_phone_labels
 from .train_config import DEFAULT_MODEL, TrainConfig
 
@@ -375,7 +375,8 @@ def train(data: str, out: str, config: TrainConfig, log=print) -> str:
                              config.feature_variants, config.seed, augment_audio)
         cache.fill(train_clips, log)
     store, val_store = ClipStore(train_clips, cache), ClipStore(val_clips)
-    batches = BatchSampler(store, train_clips, subjects, cache, config, run.model.encoder)
+    batches = BatchSampler(store, train_clips, subjects, cache, config, run.model.encoder,
+                           with_lip_edges=float(run.model.config.get("weight_lip_seal", 0.0)) > 0)
     losses = LossLog(start_step, config.steps, log)
     run.model.train()
     for step in range(start_step, config.steps):
@@ -515,10 +516,11 @@ class BatchSampler:
     phone labels, speaking style, lip mask and emotion."""
 
     def __init__(self, store: ClipStore, clips: list[Clip], subjects: list[str], cache: FeatureCache | None,
-                 config: TrainConfig, encoder):
+                 config: TrainConfig, encoder, with_lip_edges: bool = False):
         self.store, self.clips, self.cache, self.config, self.encoder = store, clips, cache, config, encoder
         self.masks = {c.subject: torch.from_numpy(store.rig(c).w_lips > 0.5) for c in clips}
-        self.lip_edges = lip_edge_fields({c.subject: c.template for c in clips})
+        # only the seal term reads them: a run without it does not build or carry them
+        self.lip_edges = lip_edge_fields({c.subject: c.template for c in clips}) if with_lip_edges else {}
         self.onehots = {s: torch.eye(len(subjects))[i] for i, s in enumerate(subjects)}
 
     def features(self, joined: list[int], audio: np.ndarray, start: int, length: int, augmented: bool,
@@ -543,7 +545,7 @@ class BatchSampler:
         items = [store.get_joined(p, with_audio=self.cache is None) for p in parts]
         length = min(config.crop_frames, min(len(o) for _, o, _ in items))
         fields = {k: [] for k in ("features", "target_mm", "contact", "style", "lips", "emotion", "phones",
-                                  *LIP_EDGE_FIELDS)}
+                                  *(LIP_EDGE_FIELDS if self.lip_edges else ()))}
         for i, joined, (audio, offsets, contact) in zip(picks, parts, items):
             start = int(rng.integers(0, len(offsets) - length + 1))
             augmented = rng.random() < config.augment
@@ -554,7 +556,7 @@ class BatchSampler:
             fields["phones"].append(torch.from_numpy(store.joined_phone_labels(joined)[start:start + length]))
             fields["style"].append(self.onehots[clip.subject])
             fields["lips"].append(self.masks[clip.subject])
-            for name, value in self.lip_edges[clip.subject].items():
+            for name, value in self.lip_edges.get(clip.subject, {}).items():
                 fields[name].append(value)
             fields["emotion"].append(emotion_vector(clip.emotion, clip.intensity))
         return {k: torch.stack(v).to(device, non_blocking=True) for k, v in fields.items()}
@@ -597,16 +599,15 @@ def save_run_model(model, out: str, data: str, config: TrainConfig, store: ClipS
         save_meta_init(folder, meta_train(model, examples, options, config.seed, log))
     record = {"data": os.path.abspath(data), "config": asdict(config), "history": history, "train_subjects": subjects}
     if config.init:  # a fine-tune's record keeps how its start was made (if the start is still there)
-        from .models import resolve_model_dir
+        from .models import read_training_record, resolve_model_dir
 
         try:
-            init_record = os.path.join(resolve_model_dir(config.init), "training.json")
+            init_record = read_training_record(resolve_model_dir(config.init))
         except ModelError:  # a resumed fine-tune whose start is gone by now
-            init_record = ""
-        if os.path.isfile(init_record):
-            with open(init_record, encoding="utf-8") as handle:
-                record["init_training"] = json.load(handle)
-    with open(os.path.join(folder, "training.json"), "w", encoding="utf-8") as handle:
+            init_record = {}
+        if init_record:
+            record["init_training"] = init_record
+    with open(os.path.join(folder, TRAINING_RECORD), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
     return folder
 

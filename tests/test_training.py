@@ -550,3 +550,17 @@ def test_shipped_training_recipes_read_and_start_from_models_that_ship():
         config = TrainConfig.from_file(path)
         if config.init and "/" not in config.init:  # a name, not an earlier step's run folder
             resolve_model_dir(config.init)  # raises when the start is not shipped
+
+
+def test_the_seal_term_trains_only_when_weighted(tiny_corpus, tmp_path):  # noqa: F811
+    """weight_lip_seal > 0 puts the lip edges into the batches and the seal into the logged loss; 0 leaves both out."""
+    from core.train import TrainConfig, train
+
+    small = {"d_model": 32, "n_heads": 2, "ffn_dim": 64, "mlp_hidden": 32, "n_basis": 16}
+    for weight in (1.0, 0.0):
+        config = TrainConfig(steps=2, batch=2, crop_frames=30, validate_every=2,
+                             model={**small, "weight_lip_seal": weight})
+        lines = []
+        train(str(tiny_corpus), str(tmp_path / f"run_{weight}"), config, log=lines.append)
+        logged = next(line for line in lines if line.startswith("step 2/2"))
+        assert (" seal " in logged) == (weight > 0), logged

@@ -18,6 +18,7 @@ from .base import EMOTIONS, Conditioning, MotionModel, MotionPrediction
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+TRAINING_RECORD = "training.json"  # how a model was made: data, settings, history, later refits
 DEFAULT_MODEL = "default"
 PROJECT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "weights")
 
@@ -146,6 +147,15 @@ def load_model(name_or_path: str | None = None, device: str = "cpu", extra_dirs:
     model.name = name_or_path or DEFAULT_MODEL
     use_full_float32(device)
     return model.to(device)
+
+
+def read_training_record(folder: str) -> dict:
+    """A model folder's training record ({} when it has none, as a hand-made model may not)."""
+    path = os.path.join(folder, TRAINING_RECORD)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def save_model(model: MotionModel, folder: str) -> None:
