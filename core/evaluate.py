@@ -199,13 +199,16 @@ class SealTally:
 
 def read_phone_alignment(path: str) -> list[tuple[str, float, float]]:
     """Phones from a pocketsphinx alignment (.phone.json: words with their phones)."""
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
-    phones = []
-    for word in data.get("w", []):
-        for phone in word.get("w", []):
-            phones.append((phone["t"], float(phone["b"]), float(phone["b"]) + float(phone["d"])))
-    return phones
+    from .errors import AudioError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        return [(str(phone["t"]), float(phone["b"]), float(phone["b"]) + float(phone["d"]))
+                for word in data.get("w", []) for phone in word.get("w", [])]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise AudioError(f"Cannot read the phone alignment {path} ({type(exc).__name__}: {exc}); make it again "
+                         "(tools/real_speech.py, or pocketsphinx's JSON output) or remove it.") from None
 
 
 def real_speech_phones(wav: str, transcripts: dict[str, str], audio: np.ndarray | None = None
