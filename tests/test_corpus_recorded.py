@@ -69,6 +69,23 @@ def test_recorded_speech_refuses_folders_without_alignments_and_an_existing_corp
                  "--out", str(tiny_corpus)]) == 2
 
 
+def test_a_broken_recording_half_way_leaves_no_corpus_behind(tiny_corpus, speech_folder, tmp_path, capsys):
+    import shutil
+
+    from core.cli import main
+
+    speech = tmp_path / "speech"
+    shutil.copytree(speech_folder, speech)
+    broken = sorted(speech.glob("*.phone.json"))[-1]
+    broken.write_text('{"w": [{"w": [{"t": "M", "b": 0.1}]}]}')  # a phone without its duration
+    out = tmp_path / "new"
+    assert main(["corpus-recorded", "--corpus", str(tiny_corpus), "--speech", str(speech), "--out", str(out),
+                 "--holdout", "0"]) == 2
+    message = capsys.readouterr().err
+    assert "Cannot read the phone alignment" in message and broken.name in message
+    assert not out.exists() and not (tmp_path / "new.partial").exists()
+
+
 def test_seal_loss_is_zero_at_contact_and_grows_with_the_slit(flame_mesh):
     import torch
 

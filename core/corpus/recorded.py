@@ -36,13 +36,14 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def link_base_corpus(base: str, out: str) -> dict:
-    """`out` as a copy of the corpus `base` (clip files hard-linked); returns base's splits.json."""
+def check_base_corpus(base: str) -> None:
     for required in ("splits.json", "templates.pkl", "wav", "vertices_npy", "meta"):
         if not os.path.exists(os.path.join(base, required)):
             raise OutputError(f"{base} is not a corpus written by `python -m core corpus` ({required} is missing).")
-    if os.path.exists(os.path.join(out, "templates.pkl")):
-        raise OutputError(f"{out} already holds a corpus; choose a new --out folder.")
+
+
+def link_base_corpus(base: str, out: str) -> dict:
+    """`out` as a copy of the corpus `base` (clip files hard-linked); returns base's splits.json."""
     for sub in ("wav", "vertices_npy", "meta"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
         for name in sorted(os.listdir(os.path.join(base, sub))):
@@ -60,17 +61,40 @@ def clip_stem(subject: str, recording: str) -> str:
 def add_recorded_speech(base: str, out: str, speech_folders: list[str], triangles: np.ndarray,
                         eyelids: np.ndarray | None = None, speakers_per_recording: int = 2,
                         holdout: float = 0.2, seed: int = 0, progress=print) -> dict:
-    """Write the new corpus into `out`; returns what recorded.json records."""
-    from ..audio import load_audio
-    from ..evaluate import read_phone_alignment
-    from ..phone_fit import aligned_recordings, split_holdout
-    from ..safe_pickle import load_arrays_pickle
+    """Write the new corpus into `out` (new, or an empty folder); returns what recorded.json records."""
+    from ..phone_fit import aligned_recordings
 
     if speakers_per_recording < 1:
         raise OutputError("--speakers-per-recording must be at least 1.")
     if not 0.0 <= holdout < 1.0:
         raise OutputError("--holdout is a share: give a value from 0 to below 1.")
     pairs = aligned_recordings(speech_folders)  # refuses folders without aligned recordings, before any writing
+    check_base_corpus(base)
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise OutputError(f"{out} already exists and is not empty; choose a new --out folder.")
+    # built beside its place and moved there whole: a bad recording half-way leaves nothing behind
+    partial = out.rstrip("/") + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        record = _write_recorded_corpus(base, partial, pairs, speech_folders, triangles, eyelids,
+                                        speakers_per_recording, holdout, seed, progress)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if os.path.isdir(out):
+        os.rmdir(out)  # the empty folder it replaces
+    os.replace(partial, out)
+    return record
+
+
+def _write_recorded_corpus(base: str, out: str, pairs: list[tuple[str, str]], speech_folders: list[str],
+                           triangles: np.ndarray, eyelids: np.ndarray | None, speakers_per_recording: int,
+                           holdout: float, seed: int, progress) -> dict:
+    from ..audio import load_audio
+    from ..evaluate import read_phone_alignment
+    from ..phone_fit import split_holdout
+    from ..safe_pickle import load_arrays_pickle
+
     splits = link_base_corpus(base, out)
     shutil.copy2(os.path.join(base, "templates.pkl"), os.path.join(out, "templates.pkl"))
     templates = load_arrays_pickle(os.path.join(out, "templates.pkl"), "corpus templates")
