@@ -18,6 +18,7 @@ import os
 import shutil
 
 from .errors import OutputError
+from .outputs import folder_in_place
 
 # config keys that name or describe a run rather than the network: they may differ between the models
 RUN_KEYS = ("name", "seal_gate", "lip_seal")
@@ -67,13 +68,11 @@ def average_models(sources: list[str], out: str) -> dict:
     trainings = [read_training_record(f) for f in folders]
     record = {"models": [os.path.abspath(f) for f in folders],
               "trainings": [{k: t.get(k) for k in ("data", "config", "history")} for t in trainings if t]}
-    partial = out.rstrip("/") + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
-    shutil.copy2(os.path.join(folders[0], "config.json"), os.path.join(partial, "config.json"))
-    save_file({k: v.contiguous() for k, v in averaged.items()}, os.path.join(partial, WEIGHTS_FILE))
-    with open(os.path.join(partial, TRAINING_RECORD), "w", encoding="utf-8") as handle:
-        json.dump({"averaged": record}, handle, indent=1)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    os.replace(partial, out)
+    with folder_in_place(out) as partial:
+        os.makedirs(partial)
+        shutil.copy2(os.path.join(folders[0], "config.json"), os.path.join(partial, "config.json"))
+        save_file({k: v.contiguous() for k, v in averaged.items()}, os.path.join(partial, WEIGHTS_FILE))
+        with open(os.path.join(partial, TRAINING_RECORD), "w", encoding="utf-8") as handle:
+            json.dump({"averaged": record}, handle, indent=1)
     return record

@@ -8,6 +8,7 @@
   overwrite, by a hard link that fails if the file appeared meanwhile. Temporary files and locks
   carry the host and process id, so a later run removes the ones a killed process left behind.
 - Files get the mode the user's umask gives any new file (temporary files are created 0600).
+- `folder_in_place` does for a new folder (a corpus, a model) what `atomic_output` does for a file.
 
 What `kill -9` can leave: the hidden `.talkinghead-<pid>-*` temporary files and `.<name>.talkinghead-lock`
 beside the outputs, until the next run in that folder, which removes them.
@@ -19,6 +20,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import signal
 import socket
 import uuid
@@ -213,6 +215,23 @@ def atomic_output(path: str, mode: str = "wb", overwrite: bool = True) -> Iterat
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        raise
+
+
+@contextlib.contextmanager
+def folder_in_place(out: str) -> Iterator[str]:
+    """Yield OUT.partial to build a new folder in; it becomes `out` only if the block finishes, and
+    is removed if it fails, so a failure half-way leaves neither. `out` must not exist yet or be an
+    empty folder (callers refuse anything else before their work starts)."""
+    partial = out.rstrip("/") + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)  # what a killed run left
+    try:
+        yield partial
+        if os.path.isdir(out):
+            os.rmdir(out)  # the empty folder it replaces
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
         raise
 
 

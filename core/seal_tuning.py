@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import OutputError
 from .lips import LipContact, LipSeal, SealGate, seal_rate
+from .outputs import folder_in_place
 
 # thresholds tried: the posterior ramp's start (its end 0.2 above), and the gap ramp's end (its start 2 mm below)
 P_LOW_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
@@ -94,21 +95,19 @@ def main_tune_seal(args) -> int:
               f"{s['gate']['gap_high_mm']:g} mm: sealed {_share(s['sealed'])}, tongue stops {_share(s['tongue_stops_sealed'])}",
               file=sys.stderr)
     best = pick_gate(scores, args.max_tongue_stops)
-    partial = args.out.rstrip("/") + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
-    config_path = os.path.join(partial, CONFIG_FILE)
-    with open(config_path, encoding="utf-8") as handle:
-        config = json.load(handle)
-    config["seal_gate"] = best["gate"]
-    with open(config_path, "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2, sort_keys=True)
     record = read_training_record(source)
     record["seal_gate"] = {"speech": [os.path.abspath(f) for f in args.speech], "recordings": len(recordings),
                            "max_tongue_stops": args.max_tongue_stops, "picked": best, "grid": scores}
-    with open(os.path.join(partial, TRAINING_RECORD), "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1)
-    os.replace(partial, args.out)
+    with folder_in_place(args.out) as partial:
+        shutil.copytree(source, partial)
+        config_path = os.path.join(partial, CONFIG_FILE)
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        config["seal_gate"] = best["gate"]
+        with open(config_path, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2, sort_keys=True)
+        with open(os.path.join(partial, TRAINING_RECORD), "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=1)
     print(f"wrote {args.out}: seal gate p {best['gate']['p_low']:.2f}-{best['gate']['p_high']:.2f}, gap "
           f"{best['gate']['gap_low_mm']:g}-{best['gate']['gap_high_mm']:g} mm: {_share(best['sealed'])} of "
           f"{best['bilabials']} bilabials sealed, {_share(best['tongue_stops_sealed'])} of tongue stops", file=sys.stderr)

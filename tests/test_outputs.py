@@ -169,3 +169,20 @@ def test_a_planted_checkpoint_is_refused_when_resuming(tmp_path):
     with pytest.raises(ConfigError, match="Cannot resume"):
         load_checkpoint(str(tmp_path / "checkpoint.pt"), torch.device("cpu"))
     assert not marker.exists()
+
+
+def test_folder_in_place_appears_whole_or_not_at_all(tmp_path):
+    from core.outputs import folder_in_place
+
+    out = tmp_path / "corpus"
+    with pytest.raises(RuntimeError):
+        with folder_in_place(str(out)) as partial:
+            os.makedirs(partial)
+            (tmp_path / "corpus.partial" / "half.npy").write_bytes(b"x")
+            raise RuntimeError("a bad recording half-way")
+    assert not out.exists() and not (tmp_path / "corpus.partial").exists()
+    out.mkdir()  # an empty folder the user made for it is taken over
+    with folder_in_place(str(out)) as partial:
+        os.makedirs(partial)
+        (tmp_path / "corpus.partial" / "done.npy").write_bytes(b"y")
+    assert (out / "done.npy").read_bytes() == b"y" and not (tmp_path / "corpus.partial").exists()

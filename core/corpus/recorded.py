@@ -22,6 +22,7 @@ import shutil
 import numpy as np
 
 from ..errors import OutputError
+from ..outputs import folder_in_place
 from .articulation import FPS, FaceRig, SpeakingStyle
 from .generate import _motion, _write_clip, clip_rng
 from .speech import Phone
@@ -72,19 +73,9 @@ def add_recorded_speech(base: str, out: str, speech_folders: list[str], triangle
     check_base_corpus(base)
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise OutputError(f"{out} already exists and is not empty; choose a new --out folder.")
-    # built beside its place and moved there whole: a bad recording half-way leaves nothing behind
-    partial = out.rstrip("/") + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        record = _write_recorded_corpus(base, partial, pairs, speech_folders, triangles, eyelids,
-                                        speakers_per_recording, holdout, seed, progress)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if os.path.isdir(out):
-        os.rmdir(out)  # the empty folder it replaces
-    os.replace(partial, out)
-    return record
+    with folder_in_place(out) as partial:  # a bad recording half-way leaves nothing behind
+        return _write_recorded_corpus(base, partial, pairs, speech_folders, triangles, eyelids,
+                                      speakers_per_recording, holdout, seed, progress)
 
 
 def _write_recorded_corpus(base: str, out: str, pairs: list[tuple[str, str]], speech_folders: list[str],
