@@ -143,8 +143,7 @@ def compute_style(request: AdaptRequest, progress=None, should_cancel=None) -> S
     if request.video:
         reference = video_reference(request.video, request.speech_file or None, request.template, request.triangles,
                                     model.fps, request.video_first, request.video_last,
-                                    lambda f, m: report(0.5 * f, m), should_cancel, request.landmarks or None,
-                                    anchor=model)
+                                    lambda f, m: report(0.5 * f, m), should_cancel, request.landmarks or None)
         progress = (lambda f, m: report(0.5 + 0.5 * f, m)) if progress else None
     else:
         reference = make_reference(request.audio, request.vertices, request.template, request.triangles,

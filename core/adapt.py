@@ -300,8 +300,7 @@ def load_reference_files(audio_path: str, motion_path: str, template_path: str, 
 def load_video_reference(video_path: str, audio_path: str | None, template_path: str, model_fps: float,
                          first_frame: int = 0, last_frame: int | None = None,
                          progress: ProgressCallback | None = None,
-                         should_cancel: CancelCheck | None = None, landmarks: str | None = None,
-                         anchor=None) -> ReferenceClip:
+                         should_cancel: CancelCheck | None = None, landmarks: str | None = None) -> ReferenceClip:
     """A reference from a video file of the actor speaking and their FLAME head as a file."""
     from .errors import TopologyError
     from .flame import load_flame_mesh
@@ -311,22 +310,24 @@ def load_video_reference(video_path: str, audio_path: str | None, template_path:
         raise TopologyError(f"{template_path} has no triangles; adapting from video needs the actor's head as .ply or "
                             ".obj (the landmarks sit on its triangles).")
     return video_reference(video_path, audio_path, template, triangles, model_fps, first_frame, last_frame,
-                           progress, should_cancel, landmarks, anchor)
+                           progress, should_cancel, landmarks)
 
 
 def video_reference(video_path: str, audio_path: str | None, template: np.ndarray, triangles: np.ndarray,
                     model_fps: float, first_frame: int = 0, last_frame: int | None = None,
                     progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None,
-                    landmarks: str | None = None, anchor=None) -> ReferenceClip:
+                    landmarks: str | None = None) -> ReferenceClip:
     """A reference from a video of the actor speaking: the face tracked frame by frame and carried
     over to the actor's FLAME head (core.video_motion), the sound from the video unless given.
     Frames `first_frame`..`last_frame` (0-based, inclusive) of the video are used; `landmarks` is the
-    MediaPipe-to-FLAME embedding (default: core.video_motion.embedding_path). With `anchor` (the
-    model about to be adapted) the motion's static part is taken from that model (anchor_to_model)."""
+    MediaPipe-to-FLAME embedding (default: core.video_motion.embedding_path). Then the actor's head
+    is rendered in known poses and tracked, so the fit knows how the tracker sees it
+    (core.video_calibration)."""
     from .audio import load_audio
     from .face_tracking import track_faces
     from .head_frame import estimate_head_frame
     from .video import probe_video, video_audio, video_frames
+    from .video_calibration import calibrate_fit
     from .video_motion import LandmarkFit
 
     report = progress or (lambda fraction, message: None)
@@ -348,27 +349,14 @@ def video_reference(video_path: str, audio_path: str | None, template: np.ndarra
             raise ReferenceError(f"{video_path} has no sound track; give the speech as an audio file (--audio).")
         audio = check_speech(video_audio(video_path, start_s, n_frames / info.fps), f"The sound of {video_path}")
     tracked = track_faces(video_frames(video_path, first, last), n_frames, info.fps, os.path.basename(video_path),
-                          lambda f, m: report(0.9 * f, m), should_cancel)
+                          lambda f, m: report(0.5 * f, m), should_cancel)
+    # after the video, so a clip without one clear face is refused before this half minute of work
+    calibrate_fit(fit, triangles, landmarks, lambda f, m: report(0.5 + 0.4 * f, m), should_cancel)
     report(0.9, "Carrying the face's movement over to the head")
     motion = fit.motion(tracked)
     vertices = template[None] + frame.offsets_to_local(motion - canonical[None])
     report(1.0, "Tracked")
-    reference = make_reference(audio, vertices, template, triangles, info.fps, model_fps)
-    return reference if anchor is None else anchor_to_model(reference, anchor, canonical)
-
-
-def anchor_to_model(reference: ReferenceClip, model, canonical_template: np.ndarray) -> ReferenceClip:
-    """Replace the recovered motion's mean over time by the model's own mean on the same speech.
-
-    Video cannot tell the actor's resting face from an expression held through the clip: its rest
-    is the clip's most closed-mouth frames, and on the synthetic speakers that leaves a static
-    offset of about 1.8 mm on the lips, which adaptation would learn as the actor's style. Taking
-    the static part from the model lets adaptation learn how the actor moves."""
-    from .models import Conditioning
-
-    predicted = model.predict(reference.audio, canonical_template, Conditioning()).vertex_offsets()
-    offsets = reference.offsets - reference.offsets.mean(axis=0) + predicted.mean(axis=0)
-    return ReferenceClip(reference.audio, offsets.astype(np.float32), reference.fps)
+    return make_reference(audio, vertices, template, triangles, info.fps, model_fps)
 
 
 @dataclass

@@ -404,7 +404,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         model = load_model(args.model, device=pick_device(args.device))
         if args.video:
             reference = load_video_reference(args.video, args.audio, args.template, model.fps, progress=progress,
-                                             landmarks=args.landmarks, anchor=model)
+                                             landmarks=args.landmarks)
         else:
             reference = load_reference_files(args.audio, args.motion, args.template, args.fps, model.fps)
         options = AdaptOptions(rank=args.rank, stage2=args.stage2, use_meta=args.meta)

@@ -24,6 +24,15 @@ def track_faces(frames: Iterable[np.ndarray], n_frames: int, fps: float, name: s
                 should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """(T, 478, 3) landmarks in pixels (x right, y down, z into the image, in x's scale), lost frames
     filled in; raises VideoError when the clip cannot give one actor's face."""
+    tracked, several = detect_faces(frames, n_frames, progress, should_cancel)
+    return fill_lost_frames(tracked, fps, several, name)
+
+
+def detect_faces(frames: Iterable[np.ndarray], n_frames: int, progress: Callable[[float, str], None] | None = None,
+                 should_cancel: Callable[[], bool] | None = None, still_images: bool = False
+                 ) -> tuple[list[np.ndarray | None], int]:
+    """(landmarks (478, 3) per frame or None where no face was found, frames showing several faces).
+    `still_images`: each frame is found afresh (unrelated pictures), not tracked from the last."""
     try:
         import mediapipe as mp
     except ImportError:
@@ -31,7 +40,7 @@ def track_faces(frames: Iterable[np.ndarray], n_frames: int, fps: float, name: s
                          "Install Dependencies in the preferences, or pip install mediapipe==0.10.21 av==18.1.0.") from None
     report = progress or (lambda fraction, message: None)
     tracked, several = [], 0
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True,
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=still_images, max_num_faces=2, refine_landmarks=True,
                                          min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
         for index, image in enumerate(frames):
             if should_cancel and should_cancel():
@@ -47,7 +56,7 @@ def track_faces(frames: Iterable[np.ndarray], n_frames: int, fps: float, name: s
                 tracked.append(None)
             if index % 10 == 0:
                 report(min(0.99, (index + 1) / max(n_frames, 1)), f"Tracking the face, frame {index + 1} of {n_frames}")
-    return fill_lost_frames(tracked, fps, several, name)
+    return tracked, several
 
 
 def fill_lost_frames(tracked: list[np.ndarray | None], fps: float, several: int = 0, name: str = "the video") -> np.ndarray:

@@ -1,12 +1,20 @@
 """From tracked face landmarks to motion of a FLAME-topology head.
 
 The 105 MediaPipe landmarks embedded on FLAME's triangles (`mediapipe_landmark_embedding.npz`)
-tie the video to the mesh. Per frame: the head pose is removed by a similarity transform fitted on
-landmarks the face's movements leave still (nose bridge, eye corners, forehead); what moves then
-relative to the clip's rest pose (its most closed-mouth frames) is explained by the corpus rig's
-controls (jaw, lip closure, rounding, spreading, tuck, raise, and the expression fields), fitted by
-bounded, regularised Gauss-Newton and smoothed over time. The rig turns the controls into a full
-FLAME deformation, so the lips, jaw and cheeks move as one face, lip closure included.
+tie the video to the mesh. Per frame, the head pose is removed by a weighted similarity transform
+fitted on landmarks the face's movements leave still (nose, eye corners, brows; not the eyelids,
+which blink). MediaPipe does not put its landmarks where the embedding does, and the difference
+changes as the mouth moves (its lip contour slides over the lips as they open), so the head is
+calibrated first: the actor's own head is shown to the tracker in poses of the corpus rig
+(`calibration_poses`, rendered and tracked by core.video_calibration), and a ridge regression
+from what the tracker reports to the rig's controls (jaw, lip closure, rounding, spreading, tuck,
+raise, the expression fields) is learned from them. The video's frames then go through that
+regression, are smoothed over time, and the rig turns the controls into a full FLAME deformation,
+so the lips, jaw and cheeks move as one face, lip closure included.
+
+On the synthetic speakers, tracking without calibration (a rest pose taken from the clip's most
+closed-mouth frames) left 1.5-2.3 mm of lip error, most of it static, which adaptation learned as
+the actor's style; with it, 0.65-0.76 mm (BENCHMARKS.md, adapting from video).
 """
 
 from __future__ import annotations
@@ -23,13 +31,21 @@ from .flame import SHARED_FLAME
 
 EMBEDDING_FILE = "mediapipe_landmark_embedding.npz"
 JAW_MAX_MM = 30.0
-STILL_MM = 0.3  # a landmark moved less than this by every control counts as still (pose reference)
-REGULARISATION = 2e-5  # per control, in squared metres of landmark error (a control moves landmarks by mm)
+STILL_MM = 1.0  # a landmark moved less than this by every control can serve as a pose reference
+STILL_SOFTNESS_MM = 0.2  # pose reference weight 1 / (this + the most any control moves the landmark)^2
 SMOOTHING_FRAMES = 1.0  # Gaussian sigma over time (tracking jitter is frame to frame)
-# MediaPipe's depth is inferred, not seen: it counts for less than the image-plane positions
-DEPTH_WEIGHT = 0.3
 EXPRESSION_MAX = 1.0  # upper bound of the expression controls (0: articulation only)
-REST_QUANTILE = 0.05  # the clip's most closed-mouth frames that define its rest pose
+CALIBRATION_POSES = 80  # about 20 s to render and track; 160 gave more lip error on the validation speakers
+CALIBRATION_RIDGE = 1e-4  # chosen on the validation speakers (1e-3: 0.07 mm more lip error)
+# How often each articulation control is active in a calibration pose, and the expressions' share:
+# speech-like mixtures, so the regression sees the combinations it will be asked about
+ACTIVE_SHARE = {"close": 0.25, "round": 0.4, "spread": 0.4, "tuck": 0.12, "raise": 0.4}
+EXPRESSION_SHARE, EXPRESSION_POSE_MAX = 0.15, 0.6
+REST_POSES = 3
+# MediaPipe face mesh's eye-contour landmarks: blinks move them by up to 2 mm and the rig has no
+# eyelids, so they would tilt the head pose at every blink
+EYELID_LANDMARKS = frozenset((7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246, 249, 263,
+                              362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466))
 
 
 def embedding_path(path: str | None = None) -> str:
@@ -56,15 +72,18 @@ def load_embedding(path: str | None = None) -> tuple[np.ndarray, np.ndarray, np.
     return faces, bary, index
 
 
-def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Scale s, rotation R, translation t with s R source + t ~ target (Umeyama, no reflection)."""
-    mu_s, mu_t = source.mean(0), target.mean(0)
+def _similarity(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None
+                ) -> tuple[float, np.ndarray, np.ndarray]:
+    """Scale s, rotation R, translation t with s R source + t ~ target (weighted Umeyama, no reflection)."""
+    w = np.ones(len(source)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    mu_s, mu_t = w @ source, w @ target
     a, b = source - mu_s, target - mu_t
-    u, sigma, vt = np.linalg.svd(b.T @ a)
+    u, sigma, vt = np.linalg.svd((b * w[:, None]).T @ a)
     d = np.sign(np.linalg.det(u @ vt))
     correction = np.diag([1.0, 1.0, d])
     rotation = u @ correction @ vt
-    scale = float(np.trace(np.diag(sigma) @ correction) / max((a ** 2).sum(), 1e-12))
+    scale = float(np.trace(np.diag(sigma) @ correction) / max((w[:, None] * a ** 2).sum(), 1e-12))
     return scale, rotation, mu_t - scale * rotation @ mu_s
 
 
@@ -86,7 +105,9 @@ class LandmarkFit:
         for control in range(self.n_controls):
             moved = self.landmarks(self.deform(self._unit(control)[None]))[0] - self.rest
             influence = np.maximum(influence, np.linalg.norm(moved, axis=1))
-        self.still = influence < STILL_MM / 1000.0
+        eyelid = np.isin(self.mediapipe_index, list(EYELID_LANDMARKS))
+        self.still = (influence < STILL_MM / 1000.0) & ~eyelid
+        self.still_weight = 1.0 / (STILL_SOFTNESS_MM / 1000.0 + influence[self.still]) ** 2
         if self.still.sum() < 6:
             raise TopologyError("Too few still landmarks on this head to remove the head's pose; is it FLAME?")
 
@@ -109,37 +130,67 @@ class LandmarkFit:
         points = tracked[:, self.mediapipe_index] * np.array([1.0, -1.0, -1.0])  # image (x, down, in) -> (x, up, out)
         aligned = np.empty_like(points)
         for t, frame in enumerate(points):
-            scale, rotation, shift = _similarity(frame[self.still], self.rest[self.still])
+            scale, rotation, shift = _similarity(frame[self.still], self.rest[self.still], self.still_weight)
             aligned[t] = scale * frame @ rotation.T + shift
         return aligned
 
-    def fit(self, tracked: np.ndarray, iterations: int = 6) -> np.ndarray:
-        """Controls (T, n_controls) whose landmark movement matches the tracked movement."""
-        aligned = self.align(tracked)
-        opening = aligned[:, self.upper, 1].mean(1) - aligned[:, self.lower, 1].mean(1)
-        closed = opening <= np.quantile(opening, REST_QUANTILE)
-        movement = aligned - np.median(aligned[closed], axis=0)[None]  # relative to the clip's rest pose
-        target = self.rest[None] + movement
-        lower_bound = np.zeros(self.n_controls)
-        upper_bound = np.ones(self.n_controls)
-        upper_bound[len(PARAMS):] = EXPRESSION_MAX
-        upper_bound[J_JAW] = JAW_MAX_MM
-        controls = np.zeros((len(target), self.n_controls))
-        weight = np.array([1.0, 1.0, DEPTH_WEIGHT])
-        for _ in range(iterations):
-            current = self.landmarks(self.deform(controls))
-            residual = ((target - current) * weight).reshape(len(target), -1)
-            jacobian = np.empty((len(target), residual.shape[1], self.n_controls))
-            for k in range(self.n_controls):
-                step = 0.1 if k == J_JAW else 0.02
-                probe = controls.copy()
-                probe[:, k] += step
-                moved = (self.landmarks(self.deform(probe)) - current) * weight
-                jacobian[:, :, k] = moved.reshape(len(target), -1) / step
-            scale = np.array([1e-3 if k == J_JAW else 1.0 for k in range(self.n_controls)])  # jaw in mm
-            normal = np.einsum("tmk,tml->tkl", jacobian, jacobian) + REGULARISATION * np.diag(scale ** 2)[None]
-            gradient = np.einsum("tmk,tm->tk", jacobian, residual) - REGULARISATION * controls * scale ** 2
-            controls = np.clip(controls + np.linalg.solve(normal, gradient[..., None])[..., 0], lower_bound, upper_bound)
+    def calibration_controls(self, n_poses: int = CALIBRATION_POSES, seed: int = 0) -> np.ndarray:
+        """(n_poses, n_controls) rig controls to show the tracker: the rest pose, then random
+        speech-like mixtures (the jaw open 0-14 mm, lip shapes on and off, a few expressions)."""
+        rng = np.random.default_rng(seed)
+        controls = np.zeros((n_poses, self.n_controls))
+        controls[:, J_JAW] = rng.uniform(0.0, 14.0, n_poses) * (rng.random(n_poses) > 0.1)
+        for name, share in ACTIVE_SHARE.items():
+            k = PARAMS.index(name)
+            controls[:, k] = rng.uniform(0.0, 1.0, n_poses) * (rng.random(n_poses) < share)
+        n_expressions = self.n_controls - len(PARAMS)
+        controls[:, len(PARAMS):] = (rng.uniform(0.0, EXPRESSION_POSE_MAX * EXPRESSION_MAX, (n_poses, n_expressions))
+                                     * (rng.random((n_poses, n_expressions)) < EXPRESSION_SHARE))
+        controls[:REST_POSES] = 0.0
+        return controls
+
+    def calibration_poses(self, controls: np.ndarray | None = None) -> np.ndarray:
+        """(P, V, 3) canonical-frame vertices of the head in its calibration poses."""
+        return self.deform(self.calibration_controls() if controls is None else controls)
+
+    def calibrate(self, tracked_poses: list[np.ndarray | None], controls: np.ndarray | None = None) -> None:
+        """Learn how the tracker sees this head: `tracked_poses` (478, 3) per calibration pose (None
+        where it found no face) against the controls that made them."""
+        controls = self.calibration_controls() if controls is None else controls
+        found = [k for k, t in enumerate(tracked_poses) if t is not None]
+        if len(found) < 0.75 * len(controls) or any(tracked_poses[k] is None for k in range(REST_POSES)):
+            raise TopologyError(f"The face tracker found this head in only {len(found)} of its {len(controls)} "
+                                "calibration renders; is the template a FLAME head facing +Z with a normal face?")
+        features = self._features(self.align(np.stack([tracked_poses[k] for k in found])))
+        targets = controls[found] / self._control_scale
+        mean_x, mean_y = features.mean(0), targets.mean(0)
+        x = features - mean_x
+        weights = np.linalg.solve(x.T @ x + CALIBRATION_RIDGE * np.eye(x.shape[1]), x.T @ (targets - mean_y))
+        self._regression = (mean_x, mean_y, weights)
+
+    @property
+    def calibrated(self) -> bool:
+        return getattr(self, "_regression", None) is not None
+
+    @property
+    def _control_scale(self) -> np.ndarray:
+        """Controls in comparable units: the jaw in centimetres of lip gap, the others 0..1."""
+        return np.array([10.0 if k == J_JAW else 1.0 for k in range(self.n_controls)])
+
+    def _features(self, aligned: np.ndarray) -> np.ndarray:
+        return (aligned - self.rest[None]).reshape(len(aligned), -1)
+
+    def fit(self, tracked: np.ndarray) -> np.ndarray:
+        """Controls (T, n_controls) for tracked landmarks (T, 478, 3), smoothed over time."""
+        if not self.calibrated:
+            raise RuntimeError("LandmarkFit.calibrate() must run before fit(): the tracker's view of this head is "
+                               "not known yet (core.video_calibration.calibrate_fit does both)")
+        mean_x, mean_y, weights = self._regression
+        controls = ((self._features(self.align(tracked)) - mean_x) @ weights + mean_y) * self._control_scale
+        upper = np.full(self.n_controls, 1.0)
+        upper[len(PARAMS):] = EXPRESSION_MAX
+        upper[J_JAW] = JAW_MAX_MM
+        controls = np.clip(controls, 0.0, upper)
         return gaussian_filter1d(controls, SMOOTHING_FRAMES, axis=0, mode="nearest")
 
     def motion(self, tracked: np.ndarray) -> np.ndarray:

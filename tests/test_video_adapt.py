@@ -47,9 +47,13 @@ def speaker():
 
 def test_motion_recovered_from_a_rendered_clip_follows_the_true_lips(speaker):
     from core.face_tracking import track_faces
+    from core.video_calibration import calibrate_fit
 
     fit, truth = speaker["fit"], speaker["truth"]
     tracked = track_faces(iter(speaker["frames"]), len(truth), FPS)
+    with pytest.raises(RuntimeError, match="calibrate"):
+        fit.motion(tracked)
+    calibrate_fit(fit, speaker["triangles"])  # textured renders at another size and framing than this grey clip
     recovered = fit.motion(tracked)
     true_gap, found_gap = fit.rig.lip_gap(truth), fit.rig.lip_gap(recovered)
     assert np.corrcoef(true_gap, found_gap)[0, 1] > 0.9
@@ -125,6 +129,47 @@ def test_bad_videos_are_refused_with_one_clear_message(tmp_path, speaker, case, 
     with pytest.raises(TalkingHeadError, match=words) as caught:
         load_video_reference(str(video), None, str(shared_path("flame/FLAME_sample.ply")), 30.0)
     assert "\n" not in str(caught.value)
+
+
+def test_calibration_poses_are_reproducible_speech_like_and_start_at_rest(speaker):
+    from core.corpus.articulation import J_JAW
+    from core.video_motion import JAW_MAX_MM, REST_POSES
+
+    fit = speaker["fit"]
+    controls = fit.calibration_controls()
+    assert np.array_equal(controls, fit.calibration_controls())
+    assert np.all(controls[:REST_POSES] == 0)
+    assert 0 <= controls.min() and controls[:, J_JAW].max() <= min(14.0, JAW_MAX_MM)
+    active = (controls[REST_POSES:] > 0).mean(axis=0)
+    assert np.all(active > 0.05), "every control appears in some poses, so the regression can learn it"
+    assert fit.calibration_poses(controls[:2]).shape == (2, len(fit.rig.template), 3)
+
+
+def test_blinks_do_not_move_the_pose_reference(speaker):
+    """The eyelids are not among the landmarks the head pose is fitted on: a blink must not tilt the head."""
+    from core.flame import summed_eyelids
+
+    fit = speaker["fit"]
+    eyelids = summed_eyelids()
+    if eyelids is None:
+        pytest.skip("../shared/flame/*_eyelid.npy (the eyelid fields) is absent")
+    blink = fit.rig.template + eyelids
+    moved = np.linalg.norm(fit.landmarks(blink[None])[0] - fit.rest, axis=1)
+    assert moved[fit.still].max() < 1e-4
+    assert (moved > 5e-4).sum() >= 6, "the blink moves landmarks the pose could otherwise have used"
+    image = fit.landmarks(blink[None].astype(np.float64)) * np.array([1.0, -1.0, -1.0]) * 1000.0  # mm, image axes
+    tracked = np.zeros((1, 478, 3))
+    tracked[:, fit.mediapipe_index] = image
+    assert np.abs(fit.align(tracked)[0][fit.still] - fit.rest[fit.still]).max() < 1e-4
+
+
+def test_a_head_the_tracker_cannot_see_is_refused(speaker):
+    from core.errors import TopologyError
+
+    fit = speaker["fit"]
+    lost = [None] * len(fit.calibration_controls())
+    with pytest.raises(TopologyError, match="calibration renders"):
+        fit.calibrate(lost)
 
 
 def test_a_short_loss_of_the_face_is_filled_in(speaker):
