@@ -150,7 +150,7 @@ def main() -> int:
     base = np.mean(scores["unadapted"]["mve"])
     base_lve = np.mean(scores["unadapted"]["lve"])
     print(f"| variant | LVE (x1e-5) | MVE (mm) | MVE vs unadapted | LVE vs unadapted | MVE on the lips (mm) | "
-          f"eyes' share of MVE | adapt time (s) | style file |")
+          "eyes' share of MVE | adapt time (s) | style file |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, s in scores.items():
         l, m = np.mean(s["lve"]), np.mean(s["mve"])

@@ -1,8 +1,8 @@
 """Adapting from a video against adapting from the true motion, on the synthetic corpus's test speakers.
 
-    .venv/bin/python benchmarks/bench_video_adapt.py --data CORPUS [--model default] [--speakers 3]
+    .venv/bin/python benchmarks/bench_video_adapt.py --data CORPUS [--model default] [--speakers 3] [--split test]
 
-For each test speaker, the 5 s reference of bench_adapt.py (neutral sentences joined) is rendered
+For each test (or validation) speaker, the 5 s reference of bench_adapt.py (neutral sentences joined) is rendered
 front-on with FLAME's texture (core.preview, 384 px, the face filling the frame, 30 fps) into a
 video with its sound. The motion is recovered from
 that video exactly as `adapt --video` does, and compared with the truth: correlation of the lip
@@ -69,7 +69,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a synthetic corpus (python -m core corpus)")
     parser.add_argument("--model", default="default", help="the model to adapt")
-    parser.add_argument("--speakers", type=int, default=3, help="test speakers to use")
+    parser.add_argument("--speakers", type=int, default=3, help="speakers of the split to use")
+    parser.add_argument("--split", default="test", choices=("test", "val"),
+                        help="test speakers (report) or validation speakers (choosing methods and settings)")
     parser.add_argument("--video-stage2", default="lora", choices=("lora", "none"),
                         help="adaptation after the style embedding for the video reference (default lora, as shipped)")
     parser.add_argument("--masks", default=os.path.join(SHARED_FLAME, "FLAME_masks.pkl"), help="FLAME_masks.pkl")
@@ -77,7 +79,7 @@ def main() -> int:
     model = load_model(args.model)
     lips = load_masks(args.masks)["lips"]
     triangles = flame_triangles()
-    clips = [c for c in load_clips(args.data, "test") if c.emotion == "neutral"]
+    clips = [c for c in load_clips(args.data, args.split) if c.emotion == "neutral"]
     rows = []
     for speaker in sorted({c.subject for c in clips})[: args.speakers]:
         own = [c for c in clips if c.subject == speaker]
@@ -88,7 +90,7 @@ def main() -> int:
             video = os.path.join(tmp, f"{speaker}.mkv")
             seconds_render = render_video(video, template, triangles, truth_reference.offsets, truth_reference.audio)
             started = time.time()
-            video_ref = video_reference(video, None, template, triangles, model.fps, anchor=model)
+            video_ref = video_reference(video, None, template, triangles, model.fps)
             seconds_track = time.time() - started
         n = min(len(video_ref.offsets), len(truth_reference.offsets))
         rig = FaceRig(template, triangles)
