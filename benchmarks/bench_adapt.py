@@ -149,7 +149,7 @@ def main() -> int:
                 scores[name]["mve_eyes"].append(distance[:, eyes].sum() / distance.size)  # their part of the mean
     base = np.mean(scores["unadapted"]["mve"])
     base_lve = np.mean(scores["unadapted"]["lve"])
-    print(f"| variant | LVE (x1e-5) | MVE (mm) | MVE vs unadapted | LVE vs unadapted | MVE on the lips (mm) | "
+    print("| variant | LVE (x1e-5) | MVE (mm) | MVE vs unadapted | LVE vs unadapted | MVE on the lips (mm) | "
           "eyes' share of MVE | adapt time (s) | style file |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, s in scores.items():
