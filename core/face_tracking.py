@@ -21,10 +21,11 @@ MAX_SEVERAL_SHARE = 0.1  # frames showing two faces before the clip counts as ha
 
 def track_faces(frames: Iterable[np.ndarray], n_frames: int, fps: float, name: str = "the video",
                 progress: Callable[[float, str], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+                should_cancel: Callable[[], bool] | None = None, still_images: bool = False) -> np.ndarray:
     """(T, 478, 3) landmarks in pixels (x right, y down, z into the image, in x's scale), lost frames
-    filled in; raises VideoError when the clip cannot give one actor's face."""
-    tracked, several = detect_faces(frames, n_frames, progress, should_cancel)
+    filled in; raises VideoError when the clip cannot give one actor's face. `still_images`: each
+    frame is found afresh instead of tracked from the last (see detect_faces)."""
+    tracked, several = detect_faces(frames, n_frames, progress, should_cancel, still_images)
     return fill_lost_frames(tracked, fps, several, name)
 
 

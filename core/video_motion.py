@@ -8,13 +8,16 @@ changes as the mouth moves (its lip contour slides over the lips as they open), 
 calibrated first: the actor's own head is shown to the tracker in poses of the corpus rig
 (`calibration_poses`, rendered and tracked by core.video_calibration), and a ridge regression
 from what the tracker reports to the rig's controls (jaw, lip closure, rounding, spreading, tuck,
-raise, the expression fields) is learned from them. The video's frames then go through that
-regression, are smoothed over time, and the rig turns the controls into a full FLAME deformation,
-so the lips, jaw and cheeks move as one face, lip closure included.
+raise, the expression fields) is learned from them. The video is tracked twice, frame to frame
+and each frame afresh as the calibration renders are (the two readings' errors are partly
+independent, so they are averaged); that goes through the regression, expressions weaker than
+the tracker resolves on this head are dropped, the controls are smoothed over time, and the rig
+turns them into a full FLAME deformation, so the lips, jaw and cheeks move as one face, lip
+closure included.
 
 On the synthetic speakers, tracking without calibration (a rest pose taken from the clip's most
 closed-mouth frames) left 1.5-2.3 mm of lip error, most of it static, which adaptation learned as
-the actor's style; with it, 0.65-0.76 mm (BENCHMARKS.md, adapting from video).
+the actor's style; with it, 0.58-0.90 mm on the validation speakers (BENCHMARKS.md, adapting from video).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ CALIBRATION_RIDGE = 1e-4  # chosen on the validation speakers (1e-3: 0.07 mm mor
 ACTIVE_SHARE = {"close": 0.25, "round": 0.4, "spread": 0.4, "tuck": 0.12, "raise": 0.4}
 EXPRESSION_SHARE, EXPRESSION_POSE_MAX = 0.15, 0.6
 REST_POSES = 3
+CALIBRATION_FOLDS = 5  # cross-validation of the calibration: how precisely the tracker reads each control
+EXPRESSION_NOISE_MULTIPLE = 2.0  # expression activations below this many times their reading noise are dropped
 # MediaPipe face mesh's eye-contour landmarks: blinks move them by up to 2 mm and the rig has no
 # eyelids, so they would tilt the head pose at every blink
 EYELID_LANDMARKS = frozenset((7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246, 249, 263,
@@ -70,6 +75,14 @@ def load_embedding(path: str | None = None) -> tuple[np.ndarray, np.ndarray, np.
     if not (len(faces) == len(bary) == len(index)) or bary.shape[1:] != (3,):
         raise TopologyError(f"The landmark embedding {path} has inconsistent arrays; get the original file.")
     return faces, bary, index
+
+
+def _ridge(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(feature mean, target mean, weights) of a ridge regression of `targets` on `features`."""
+    mean_x, mean_y = features.mean(0), targets.mean(0)
+    x = features - mean_x
+    weights = np.linalg.solve(x.T @ x + CALIBRATION_RIDGE * np.eye(x.shape[1]), x.T @ (targets - mean_y))
+    return mean_x, mean_y, weights
 
 
 def _similarity(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None
@@ -163,10 +176,14 @@ class LandmarkFit:
                                 "calibration renders; is the template a FLAME head facing +Z with a normal face?")
         features = self._features(self.align(np.stack([tracked_poses[k] for k in found])))
         targets = controls[found] / self._control_scale
-        mean_x, mean_y = features.mean(0), targets.mean(0)
-        x = features - mean_x
-        weights = np.linalg.solve(x.T @ x + CALIBRATION_RIDGE * np.eye(x.shape[1]), x.T @ (targets - mean_y))
-        self._regression = (mean_x, mean_y, weights)
+        self._regression = _ridge(features, targets)
+        # how far the tracker's reading of each control strays on poses it was not calibrated on
+        folds = np.arange(len(found)) % CALIBRATION_FOLDS
+        held_out = np.empty_like(targets)
+        for fold in range(CALIBRATION_FOLDS):
+            mean_x, mean_y, weights = _ridge(features[folds != fold], targets[folds != fold])
+            held_out[folds == fold] = (features[folds == fold] - mean_x) @ weights + mean_y
+        self.control_noise = np.sqrt(np.mean((held_out - targets) ** 2, axis=0)) * self._control_scale
 
     @property
     def calibrated(self) -> bool:
@@ -180,19 +197,29 @@ class LandmarkFit:
     def _features(self, aligned: np.ndarray) -> np.ndarray:
         return (aligned - self.rest[None]).reshape(len(aligned), -1)
 
-    def fit(self, tracked: np.ndarray) -> np.ndarray:
-        """Controls (T, n_controls) for tracked landmarks (T, 478, 3), smoothed over time."""
+    def fit(self, *views: np.ndarray) -> np.ndarray:
+        """Controls (T, n_controls) for tracked landmarks (T, 478, 3), smoothed over time. Several
+        views (the same frames tracked in different ways) are averaged once aligned: their errors
+        are partly independent."""
         if not self.calibrated:
             raise RuntimeError("LandmarkFit.calibrate() must run before fit(): the tracker's view of this head is "
                                "not known yet (core.video_calibration.calibrate_fit does both)")
+        if not views or len({v.shape for v in views}) != 1:
+            raise ValueError("fit() takes one or more tracked views of the same frames, (T, 478, 3) each")
         mean_x, mean_y, weights = self._regression
-        controls = ((self._features(self.align(tracked)) - mean_x) @ weights + mean_y) * self._control_scale
+        aligned = np.mean([self.align(view) for view in views], axis=0)
+        controls = ((self._features(aligned) - mean_x) @ weights + mean_y) * self._control_scale
         upper = np.full(self.n_controls, 1.0)
         upper[len(PARAMS):] = EXPRESSION_MAX
         upper[J_JAW] = JAW_MAX_MM
         controls = np.clip(controls, 0.0, upper)
+        # an expression read at less than the tracker resolves on this head is its noise, not the
+        # actor's: left in, a faint constant brow raise or smile was learnt as the actor's style
+        expression = controls[:, len(PARAMS):]
+        controls[:, len(PARAMS):] = np.maximum(expression - EXPRESSION_NOISE_MULTIPLE
+                                               * self.control_noise[len(PARAMS):], 0.0)
         return gaussian_filter1d(controls, SMOOTHING_FRAMES, axis=0, mode="nearest")
 
-    def motion(self, tracked: np.ndarray) -> np.ndarray:
+    def motion(self, *views: np.ndarray) -> np.ndarray:
         """(T, V, 3) canonical-frame vertices of the head moving as the tracked face does."""
-        return self.deform(self.fit(tracked)).astype(np.float32)
+        return self.deform(self.fit(*views)).astype(np.float32)

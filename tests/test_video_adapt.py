@@ -55,6 +55,15 @@ def test_motion_recovered_from_a_rendered_clip_follows_the_true_lips(speaker):
         fit.motion(tracked)
     calibrate_fit(fit, speaker["triangles"])  # textured renders at another size and framing than this grey clip
     recovered = fit.motion(tracked)
+    assert np.allclose(fit.motion(tracked, tracked), recovered, atol=1e-7), "two identical views read as one"
+    with pytest.raises(ValueError, match="views"):
+        fit.fit(tracked, tracked[:-1])
+    # the true face has no expression: what the tracker reads there must stay under its resolution
+    from core.corpus.articulation import PARAMS
+    from core.video_motion import EXPRESSION_MAX
+    noise = fit.control_noise[len(PARAMS):]
+    assert np.all(np.isfinite(noise)) and np.all(noise > 0) and np.all(noise < 0.25 * EXPRESSION_MAX)
+    assert fit.fit(tracked)[:, len(PARAMS):].max() < 0.15 * EXPRESSION_MAX  # 0.37 (squint, stretch) unthresholded
     true_gap, found_gap = fit.rig.lip_gap(truth), fit.rig.lip_gap(recovered)
     assert np.corrcoef(true_gap, found_gap)[0, 1] > 0.9
     assert 0.6 < np.ptp(found_gap) / np.ptp(true_gap) < 1.4  # the opening's size, not only its timing
