@@ -348,11 +348,10 @@ def video_reference(video_path: str, audio_path: str | None, template: np.ndarra
         if not info.has_audio:
             raise ReferenceError(f"{video_path} has no sound track; give the speech as an audio file (--audio).")
         audio = check_speech(video_audio(video_path, start_s, n_frames / info.fps), f"The sound of {video_path}")
-    # tracked frame to frame, then each frame afresh as the calibration renders are: averaged, the
-    # two readings left 0.74 mm of lip error on the validation speakers, either alone 0.82-0.83
-    views = [track_faces(video_frames(video_path, first, last), n_frames, info.fps, os.path.basename(video_path),
-                         lambda f, m, k=k: report(0.25 * (k + f), m), should_cancel, still_images=bool(k))
-             for k in range(2)]
+    # read frame to frame and each frame afresh, as the calibration renders are: averaged, the two
+    # readings left 0.74 mm of lip error on the validation speakers, either alone 0.82-0.83
+    views = track_faces(video_frames(video_path, first, last), n_frames, info.fps, os.path.basename(video_path),
+                        lambda f, m: report(0.5 * f, m), should_cancel, static_modes=(False, True))
     # after the video, so a clip without one clear face is refused before this half minute of work
     calibrate_fit(fit, triangles, landmarks, lambda f, m: report(0.5 + 0.4 * f, m), should_cancel)
     report(0.9, "Carrying the face's movement over to the head")

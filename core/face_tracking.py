@@ -7,7 +7,8 @@ short; a clip with no face, with several faces, or that loses the face too often
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from contextlib import ExitStack
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -21,43 +22,47 @@ MAX_SEVERAL_SHARE = 0.1  # frames showing two faces before the clip counts as ha
 
 def track_faces(frames: Iterable[np.ndarray], n_frames: int, fps: float, name: str = "the video",
                 progress: Callable[[float, str], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None, still_images: bool = False) -> np.ndarray:
+                should_cancel: Callable[[], bool] | None = None,
+                static_modes: Sequence[bool] = (False,)) -> list[np.ndarray]:
     """(T, 478, 3) landmarks in pixels (x right, y down, z into the image, in x's scale), lost frames
-    filled in; raises VideoError when the clip cannot give one actor's face. `still_images`: each
-    frame is found afresh instead of tracked from the last (see detect_faces)."""
-    tracked, several = detect_faces(frames, n_frames, progress, should_cancel, still_images)
-    return fill_lost_frames(tracked, fps, several, name)
+    filled in, one array per entry of `static_modes` (see detect_faces); raises VideoError when the
+    clip cannot give one actor's face."""
+    return [fill_lost_frames(tracked, fps, several, name)
+            for tracked, several in detect_faces(frames, n_frames, progress, should_cancel, static_modes)]
 
 
 def detect_faces(frames: Iterable[np.ndarray], n_frames: int, progress: Callable[[float, str], None] | None = None,
-                 should_cancel: Callable[[], bool] | None = None, still_images: bool = False
-                 ) -> tuple[list[np.ndarray | None], int]:
-    """(landmarks (478, 3) per frame or None where no face was found, frames showing several faces).
-    `still_images`: each frame is found afresh (unrelated pictures), not tracked from the last."""
+                 should_cancel: Callable[[], bool] | None = None, static_modes: Sequence[bool] = (False,)
+                 ) -> list[tuple[list[np.ndarray | None], int]]:
+    """Per entry of `static_modes`: (landmarks (478, 3) per frame or None where no face was found,
+    frames showing several faces). False tracks each frame from the last, True finds every frame
+    afresh (unrelated pictures); several modes read the same frames, so they are decoded once."""
     try:
         import mediapipe as mp
     except ImportError:
         raise VideoError("Adapting from video needs the mediapipe package: tick Video Adaptation Packages and press "
                          "Install Dependencies in the preferences, or pip install mediapipe==0.10.21 av==18.1.0.") from None
     report = progress or (lambda fraction, message: None)
-    tracked, several = [], 0
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=still_images, max_num_faces=2, refine_landmarks=True,
-                                         min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
+    tracked: list[list[np.ndarray | None]] = [[] for _ in static_modes]
+    several = [0 for _ in static_modes]
+    with ExitStack() as stack:
+        meshes = [stack.enter_context(mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static, max_num_faces=2, refine_landmarks=True,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5)) for static in static_modes]
         for index, image in enumerate(frames):
             if should_cancel and should_cancel():
                 raise Cancelled("Adaptation cancelled; no style was written.")
             height, width = image.shape[:2]
-            found = mesh.process(np.ascontiguousarray(image)).multi_face_landmarks or []
-            several += len(found) > 1
-            if found:
+            image = np.ascontiguousarray(image)
+            for k, mesh in enumerate(meshes):
+                found = mesh.process(image).multi_face_landmarks or []
+                several[k] += len(found) > 1
                 faces = [np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark]) for face in found]
                 # the actor is the larger face (the nearer one), if a second appears in the background
-                tracked.append(max(faces, key=lambda f: np.ptp(f[:, 0]) * np.ptp(f[:, 1])))
-            else:
-                tracked.append(None)
+                tracked[k].append(max(faces, key=lambda f: np.ptp(f[:, 0]) * np.ptp(f[:, 1])) if faces else None)
             if index % 10 == 0:
                 report(min(0.99, (index + 1) / max(n_frames, 1)), f"Tracking the face, frame {index + 1} of {n_frames}")
-    return tracked, several
+    return list(zip(tracked, several))
 
 
 def fill_lost_frames(tracked: list[np.ndarray | None], fps: float, several: int = 0, name: str = "the video") -> np.ndarray:

@@ -47,8 +47,9 @@ def calibrate_fit(fit: LandmarkFit, triangles: np.ndarray, landmarks: str | None
     pictures = (render(pose, triangles, "front", RENDER_SIZE, bounds=(centre, FACE_HALF_WIDTH_M), colours=colours)
                 for pose in poses)
     pictures = (np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in pictures)
-    tracked, _ = detect_faces(pictures, len(poses), lambda f, m: report(f, f"Calibrating on the actor's head, pose "
-                                                                           f"{int(f * len(poses)) + 1} of {len(poses)}"),
-                              should_cancel, still_images=True)
+    [(tracked, _)] = detect_faces(pictures, len(poses), lambda f, m: report(f, f"Calibrating on the actor's head, "
+                                                                               f"pose {int(f * len(poses)) + 1} of "
+                                                                               f"{len(poses)}"),
+                                  should_cancel, static_modes=(True,))
     fit.calibrate(tracked)
     report(1.0, "Calibrated")

@@ -17,7 +17,7 @@ closure included.
 
 On the synthetic speakers, tracking without calibration (a rest pose taken from the clip's most
 closed-mouth frames) left 1.5-2.3 mm of lip error, most of it static, which adaptation learned as
-the actor's style; with it, 0.58-0.90 mm on the validation speakers (BENCHMARKS.md, adapting from video).
+the actor's style; with it, 0.59-0.84 mm on the validation speakers (BENCHMARKS.md, adapting from video).
 """
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ def _ridge(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.nd
     x = features - mean_x
     weights = np.linalg.solve(x.T @ x + CALIBRATION_RIDGE * np.eye(x.shape[1]), x.T @ (targets - mean_y))
     return mean_x, mean_y, weights
+
+
+def _predict(regression: tuple[np.ndarray, np.ndarray, np.ndarray], features: np.ndarray) -> np.ndarray:
+    mean_x, mean_y, weights = regression
+    return (features - mean_x) @ weights + mean_y
 
 
 def _similarity(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None
@@ -181,8 +186,8 @@ class LandmarkFit:
         folds = np.arange(len(found)) % CALIBRATION_FOLDS
         held_out = np.empty_like(targets)
         for fold in range(CALIBRATION_FOLDS):
-            mean_x, mean_y, weights = _ridge(features[folds != fold], targets[folds != fold])
-            held_out[folds == fold] = (features[folds == fold] - mean_x) @ weights + mean_y
+            regression = _ridge(features[folds != fold], targets[folds != fold])
+            held_out[folds == fold] = _predict(regression, features[folds == fold])
         self.control_noise = np.sqrt(np.mean((held_out - targets) ** 2, axis=0)) * self._control_scale
 
     @property
@@ -206,9 +211,8 @@ class LandmarkFit:
                                "not known yet (core.video_calibration.calibrate_fit does both)")
         if not views or len({v.shape for v in views}) != 1:
             raise ValueError("fit() takes one or more tracked views of the same frames, (T, 478, 3) each")
-        mean_x, mean_y, weights = self._regression
         aligned = np.mean([self.align(view) for view in views], axis=0)
-        controls = ((self._features(aligned) - mean_x) @ weights + mean_y) * self._control_scale
+        controls = _predict(self._regression, self._features(aligned)) * self._control_scale
         upper = np.full(self.n_controls, 1.0)
         upper[len(PARAMS):] = EXPRESSION_MAX
         upper[J_JAW] = JAW_MAX_MM

@@ -50,7 +50,7 @@ def test_motion_recovered_from_a_rendered_clip_follows_the_true_lips(speaker):
     from core.video_calibration import calibrate_fit
 
     fit, truth = speaker["fit"], speaker["truth"]
-    tracked = track_faces(iter(speaker["frames"]), len(truth), FPS)
+    [tracked] = track_faces(iter(speaker["frames"]), len(truth), FPS)
     with pytest.raises(RuntimeError, match="calibrate"):
         fit.motion(tracked)
     calibrate_fit(fit, speaker["triangles"])  # textured renders at another size and framing than this grey clip
