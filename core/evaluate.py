@@ -197,6 +197,92 @@ class SealTally:
         return out
 
 
+# ---- the visible lip line (the lip-seal issue's measure) -------------------------------------------
+LINE_BEFORE_FRAMES, LINE_AFTER_FRAMES = 2, 3  # a phone's seal window at 30 fps
+TONGUE_STOP_CLEARANCE_S = 0.25  # tongue stops this close to a bilabial are not counted
+PAUSE_MIN_S, PAUSE_TRIM_FRAMES = 0.5, 4
+
+
+def _phone_window(excess_mm: np.ndarray, start: float, end: float, fps: float) -> float | None:
+    first = int(np.floor(start * fps)) - LINE_BEFORE_FRAMES
+    last = int(np.ceil(end * fps)) - 1 + LINE_AFTER_FRAMES
+    window = excess_mm[max(first, 0): max(last + 1, 0)]
+    return float(window.min()) if len(window) else None
+
+
+def pauses_of(phones, min_s: float = PAUSE_MIN_S) -> list[tuple[float, float]]:
+    """Silences of at least `min_s` (touching SIL phones joined)."""
+    out: list[list[float]] = []
+    for phone, start, end in phones:
+        if phone_name(phone) in ("SIL", ""):
+            if out and start - out[-1][1] < 1e-3:
+                out[-1][1] = end
+            else:
+                out.append([start, end])
+    return [(a, b) for a, b in out if b - a >= min_s]
+
+
+class LineTally:
+    """Seal, opening and rest on the visible lip line (core.lips.LipLine), over clips with phones:
+    a /p b m/ is sealed when the line comes within 0.5 mm of its rest from 2 frames before the
+    phone to 3 after; tongue stops (0.25 s or more from any bilabial) the same; aperture over width
+    at the 95th and 99th percentile of the frames inside speech phones; open vowels' largest
+    opening; in pauses of 0.5 s or more (4 frames trimmed each end) the lip gap and the largest
+    vertex offset from the template."""
+
+    def __init__(self):
+        self.bilabials, self.tongue_stops, self.open_vowels = [], [], []
+        self.apertures, self.pause_gaps, self.pause_offsets = [], [], []
+
+    def add(self, vertices: np.ndarray, template: np.ndarray, phones, fps: float = 30.0, line=None) -> dict:
+        from .lips import LipLine
+
+        line = line or LipLine(template)
+        excess = line.excess_mm(vertices)
+        times = np.arange(len(excess)) / fps
+        labels = [(phone_name(p), a, b) for p, a, b in phones]
+        bilabial_spans = [(a, b) for p, a, b in labels if p in BILABIALS]
+        bilabials = [g for p, a, b in labels if p in BILABIALS for g in [_phone_window(excess, a, b, fps)] if g is not None]
+        stops = [g for p, a, b in labels if p in TONGUE_STOPS and not any(
+            ba - TONGUE_STOP_CLEARANCE_S < b and bb + TONGUE_STOP_CLEARANCE_S > a for ba, bb in bilabial_spans)
+            for g in [_phone_window(excess, a, b, fps)] if g is not None]
+        speaking = np.zeros(len(excess), dtype=bool)
+        for p, a, b in labels:
+            if p not in ("SIL", ""):
+                speaking |= (times >= a) & (times < b)
+                if p in OPEN_VOWELS and ((times >= a) & (times <= b)).any():
+                    self.open_vowels.append(float(excess[(times >= a) & (times <= b)].max()))
+        self.apertures += list(line.aperture(vertices)[speaking])
+        offsets = np.linalg.norm(np.asarray(vertices, dtype=np.float64) - template[None], axis=2).max(axis=1) * 1000
+        for a, b in pauses_of(phones):
+            inside = (times >= a + PAUSE_TRIM_FRAMES / fps) & (times < b - PAUSE_TRIM_FRAMES / fps)
+            if inside.any():
+                self.pause_gaps.append(float(np.median(excess[inside])))
+                self.pause_offsets.append(float(offsets[inside].max()))
+        self.bilabials += bilabials
+        self.tongue_stops += stops
+        return {"bilabials": len(bilabials), "line_seal_rate": seal_rate(bilabials),
+                "line_seal_rate_tongue_stops": seal_rate(stops)}
+
+    def summary(self) -> dict:
+        def pct(values, q):
+            return float(np.percentile(values, q)) if len(values) else None
+
+        return {
+            "line_bilabials": len(self.bilabials),
+            "line_seal_rate": seal_rate(self.bilabials),
+            "line_tongue_stops": len(self.tongue_stops),
+            "line_seal_rate_tongue_stops": seal_rate(self.tongue_stops),
+            "aperture_p95": pct(self.apertures, 95),
+            "aperture_p99": pct(self.apertures, 99),
+            "line_open_vowel_mm": float(np.mean(self.open_vowels)) if self.open_vowels else None,
+            "pauses": len(self.pause_gaps),
+            "pause_lip_gap_median_mm": pct(self.pause_gaps, 50),
+            "pause_face_offset_median_mm": pct(self.pause_offsets, 50),
+            "pause_face_offset_max_mm": float(np.max(self.pause_offsets)) if self.pause_offsets else None,
+        }
+
+
 def read_phone_alignment(path: str) -> list[tuple[str, float, float]]:
     """Phones from a pocketsphinx alignment (.phone.json: words with their phones)."""
     from .errors import AudioError

@@ -106,6 +106,58 @@ class LipContact:
         return (edge_gap(vertices, self.upper, self.lower) - self.rest_gap) * 1000.0
 
 
+# The visible lip line (the lip-seal issue's measure): where the lips meet in front, as a close-up
+# shows them. FLAME vertex indices, so only for FLAME-topology heads.
+LINE_UPPER = np.array([3531, 3547, 3533, 2784, 1668])
+LINE_LOWER = np.array([3509, 3513, 3504, 3512, 3506, 2929, 1836])
+MOUTH_CORNERS = np.array([2708, 1572])
+
+
+class LipLine:
+    """Seal and opening on the visible lip line: `excess_mm` is the smallest 3D distance between
+    the upper- and lower-lip line vertices beyond the template's (1.31 mm on FLAME_sample.ply);
+    `aperture` is that over the mouth's corner-to-corner width, per frame."""
+
+    def __init__(self, template: np.ndarray):
+        self.template = np.asarray(template, dtype=np.float64)
+        self.upper, self.lower, self.corners = LINE_UPPER, LINE_LOWER, MOUTH_CORNERS
+        self.rest_gap = float(edge_gap(self.template, self.upper, self.lower)[0])
+
+    def excess_mm(self, vertices: np.ndarray) -> np.ndarray:
+        return (edge_gap(vertices, self.upper, self.lower) - self.rest_gap) * 1000.0
+
+    def aperture(self, vertices: np.ndarray) -> np.ndarray:
+        vertices = np.asarray(vertices, dtype=np.float64)
+        if vertices.ndim == 2:
+            vertices = vertices[None]
+        width = np.linalg.norm(vertices[:, self.corners[0]] - vertices[:, self.corners[1]], axis=1)
+        return self.excess_mm(vertices) / 1000.0 / width
+
+
+def amount_to_gap(up: np.ndarray, low: np.ndarray, field_up: np.ndarray, field_low: np.ndarray,
+                  target_gap: float) -> np.ndarray:
+    """(T,) amount `a` of a field (per-vertex direction per unit, `field_up` (U, 3) on the upper
+    vertices, `field_low` (L, 3) on the lower) that brings the smallest distance between the upper
+    (T, U, 3) and lower (T, L, 3) vertex positions down to `target_gap`: per pair the smallest
+    root of |D + a dS| = target, or where no pair can reach it, the closest approach; 0 where the
+    gap is already within the target."""
+    up, low = np.asarray(up, dtype=np.float64), np.asarray(low, dtype=np.float64)
+    d = low[:, None] - up[:, :, None]  # (T, U, L, 3)
+    ds = (np.asarray(field_low, dtype=np.float64)[None] - np.asarray(field_up, dtype=np.float64)[:, None])[None]
+    qa = (ds ** 2).sum(-1)
+    qb = 2 * (d * ds).sum(-1)
+    qc = (d ** 2).sum(-1) - target_gap ** 2
+    disc = qb ** 2 - 4 * qa * qc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        root = np.where(disc >= 0, (-qb - np.sqrt(np.maximum(disc, 0))) / (2 * qa), np.inf)
+        closest = np.where(qa > 0, -qb / (2 * qa), 0.0)
+    root = np.where(root < 0, np.where(qc <= 0, 0.0, np.inf), root)  # already at or inside the target: nothing
+    reachable = np.isfinite(root)
+    to_target = np.where(reachable, root, np.inf).min(axis=(1, 2))
+    approach = closest.reshape(len(d), -1).max(axis=1)  # frames where no pair can reach the target
+    return np.maximum(np.where(reachable.any(axis=(1, 2)), to_target, approach), 0.0)
+
+
 def sealed(excess_mm: list[float] | np.ndarray) -> np.ndarray:
     return np.asarray(excess_mm, dtype=np.float64) <= SEALED_MM
 
@@ -175,22 +227,8 @@ class LipSeal:
         from (T, len(edges), 3) positions of the edge vertices: per edge pair the smallest root of
         |D + a dS| = rest, or where a pair cannot reach it, its closest approach."""
         n_up = len(self.contact.upper)
-        up, low = edge_positions[:, :n_up].astype(np.float64), edge_positions[:, n_up:].astype(np.float64)
-        field_up, field_low = self.field[self.contact.upper].astype(np.float64), self.field[self.contact.lower].astype(np.float64)
-        d = low[:, None] - up[:, :, None]  # (T, U, L, 3)
-        ds = (field_low[None] - field_up[:, None])[None]  # (1, U, L, 3)
-        qa = (ds ** 2).sum(-1)
-        qb = 2 * (d * ds).sum(-1)
-        qc = (d ** 2).sum(-1) - self.contact.rest_gap ** 2
-        disc = qb ** 2 - 4 * qa * qc
-        with np.errstate(invalid="ignore", divide="ignore"):
-            root = np.where(disc >= 0, (-qb - np.sqrt(np.maximum(disc, 0))) / (2 * qa), np.inf)
-            closest = np.where(qa > 0, -qb / (2 * qa), 0.0)
-        root = np.where(root < 0, np.where(qc <= 0, 0.0, np.inf), root)  # already at or inside rest: nothing
-        reachable = np.isfinite(root)
-        to_rest = np.where(reachable, root, np.inf).min(axis=(1, 2))
-        approach = closest.reshape(len(d), -1).max(axis=1)  # frames where no pair can reach the rest gap
-        return np.clip(np.where(reachable.any(axis=(1, 2)), to_rest, approach), 0.0, MAX_SEAL_M)
+        return np.clip(amount_to_gap(edge_positions[:, :n_up], edge_positions[:, n_up:], self.field[self.contact.upper],
+                                     self.field[self.contact.lower], self.contact.rest_gap), 0.0, MAX_SEAL_M)
 
     def weights(self, excess_mm: np.ndarray, bilabial_probability: np.ndarray) -> np.ndarray:
         """(T,) share of the needed amount applied, 0..1 (SealGate)."""

@@ -92,38 +92,60 @@ BILABIAL_CLASSES = [PHONE_CLASSES.index(p) for p in ("P", "B", "M")]
 
 
 def lip_seal_strength(model_config: dict, conditioning: Conditioning, can_seal: bool = True,
-                      model_name: str = "") -> float:
-    """The seal strength to apply: the animator's, else the model's own ("lip_seal" in its config);
-    an asked-for seal the model cannot give (no phonetic head, or a template without triangles) is
-    refused before any work, a model's own default is then just left off."""
+                      model_name: str = "", has_phones: bool = False) -> float:
+    """The seal strength to apply: the animator's, else the model's own ("lip_seal" in its config,
+    or full where timed phones say where /p b m/ are); an asked-for seal that cannot be given (no
+    phonetic head and no phones, or a template without triangles) is refused before any work, a
+    model's own default is then just left off."""
     asked = conditioning.lip_seal
-    strength = float(asked if asked is not None else model_config.get("lip_seal", 0.0))
+    knows_bilabials = hears_phones(model_config) or has_phones
+    default = model_config.get("lip_seal", 0.0) if not has_phones else model_config.get("lip_seal", 1.0) or 1.0
+    strength = float(asked if asked is not None else default)
     if strength <= 0:
         return 0.0
-    if asked is not None and not hears_phones(model_config):
+    if asked is not None and not knows_bilabials:
         name = model_name or model_config.get("name", "this model")
         raise ModelError(f"Model '{name}' has no phonetic head, so it cannot tell where /p b m/ are to seal the lips; "
-                         "set Lip Seal to 0, or pick a model that has one (the default).")
+                         "give the transcript or let it be transcribed, set Lip Seal to 0, or pick a model that has one "
+                         "(the default).")
     if asked is not None and not can_seal:
         raise ModelError("Lip Seal needs the head's triangles to find its lips, and this template has none (a bare .npy "
                          "of positions); give a .ply or .obj template, or set Lip Seal to 0.")
-    return strength if hears_phones(model_config) and can_seal else 0.0
+    return strength if knows_bilabials and can_seal else 0.0
+
+
+_LAYERS: dict = {}  # one phone layer per head and seal gate: building one takes a moment
+
+
+def phone_layer(template: np.ndarray, triangles: np.ndarray, gate: dict):
+    from .lips import SealGate
+    from .motion.phone_layer import PhoneLayer
+
+    key = (template.tobytes(), np.asarray(triangles).tobytes(), tuple(sorted(gate.items())))
+    if key not in _LAYERS:
+        _LAYERS.clear()
+        _LAYERS[key] = PhoneLayer(template, triangles, SealGate(**gate))
+    return _LAYERS[key]
 
 
 def predict_motion(model: MotionModel, audio: np.ndarray, template: np.ndarray, triangles: np.ndarray | None,
                    conditioning: Conditioning, progress: ProgressCallback | None = None,
                    should_cancel: CancelCheck | None = None) -> MotionPrediction:
-    """The model's prediction on `template` (canonical frame), with the lip seal applied: one more
-    basis vector (the seal field) whose coefficient closes the lips where the model's phonetic head
-    hears /p b m/. Every front end and the evaluation go through here."""
-    strength = lip_seal_strength(model.config, conditioning, triangles is not None, model.name)
+    """The model's prediction on `template` (canonical frame), shaped by the phone layer
+    (core.motion.phone_layer): the lower face smoothed, rest in pauses, and where the clip's timed
+    phones (conditioning.speech) are trusted, openings by the vowel and seals at /p b m/; elsewhere
+    the seal field closes the lips where the model's phonetic head hears /p b m/. A template without
+    triangles gets the model's motion as it is. Every front end and the evaluation go through here."""
+    speech = conditioning.speech
+    has_phones = speech is not None and bool(getattr(speech, "covered", None))
+    strength = lip_seal_strength(model.config, conditioning, triangles is not None, model.name, has_phones)
     prediction = model.predict(audio, template, conditioning, progress, should_cancel)
-    if strength <= 0 or prediction.phone_probabilities is None:
+    if triangles is None:
         return prediction
-    from .lips import LipSeal, SealGate
+    from .motion.phone_layer import bilabial_probability
 
-    return apply_lip_seal(prediction, template, LipSeal(template, triangles, SealGate(**model.config.get("seal_gate", {}))),
-                          strength)
+    layer = phone_layer(np.asarray(template, dtype=np.float64), triangles, model.config.get("seal_gate", {}))
+    return layer.apply(prediction, speech, audio, strength, bilabial_probability(prediction))
 
 
 def apply_lip_seal(prediction: MotionPrediction, template: np.ndarray, seal, strength: float) -> MotionPrediction:

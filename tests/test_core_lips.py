@@ -129,7 +129,7 @@ def test_seal_tally_counts_bilabials_tongue_stops_and_openings():
     assert summary["seal_rate_ground_truth"] == 1.0 and summary["seal_rate_tongue_stops_ground_truth"] == 1.0
 
 
-def test_predict_motion_adds_the_seal_as_one_more_shape_and_refuses_what_it_cannot_do(flame_mesh, speech):
+def test_predict_motion_adds_the_seal_as_its_own_shape_and_refuses_what_it_cannot_do(flame_mesh, speech):
     from core.errors import ModelError
     from core.models import Conditioning
     from core.pipeline import predict_motion
@@ -139,8 +139,10 @@ def test_predict_motion_adds_the_seal_as_one_more_shape_and_refuses_what_it_cann
     hearing = make_tiny_model(weight_phone=1.0)  # a phonetic head: the seal can hear /p b m/
     plain = predict_motion(hearing, speech, verts, tris, Conditioning(lip_seal=0.0))
     sealed = predict_motion(hearing, speech, verts, tris, Conditioning(lip_seal=1.0))
-    assert sealed.basis.shape[0] == plain.basis.shape[0] + 1 and sealed.info["lip_seal"] == 1.0
-    np.testing.assert_array_equal(sealed.coefficients[:, :-1], plain.coefficients)  # the model's own motion, untouched
+    # the phone layer's shapes come last: the model's mean, the jaw field, the seal field
+    assert sealed.basis.shape == plain.basis.shape and sealed.info["lip_seal"] == 1.0
+    assert not np.any(plain.coefficients[:, -1])  # seal 0: the seal shape never moves
+    np.testing.assert_array_equal(sealed.coefficients[:, :-1], plain.coefficients[:, :-1])  # all else untouched
     assert sealed.phone_probabilities.shape == (plain.n_frames, 40)
     deaf = make_tiny_model()  # no phonetic head
     with pytest.raises(ModelError, match="no phonetic head"):
@@ -149,7 +151,7 @@ def test_predict_motion_adds_the_seal_as_one_more_shape_and_refuses_what_it_cann
         predict_motion(hearing, speech, verts, None, Conditioning(lip_seal=0.5))
     with pytest.raises(ModelError, match="out of range"):
         Conditioning(lip_seal=1.5).validate()
-    assert predict_motion(deaf, speech, verts, tris, Conditioning()).basis.shape[0] == plain.basis.shape[0]
+    assert not np.any(predict_motion(deaf, speech, verts, tris, Conditioning()).coefficients[:, -1])
 
 
 def _one_aligned_clip(tmp_path):

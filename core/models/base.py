@@ -41,6 +41,9 @@ class Conditioning:
     # lip seal strength 0 (off) to 1: at /p b m/ the model's phonetic head hears, close the lips the
     # rest of the way to contact (core.lips.LipSeal); None keeps the model's own ("lip_seal" in config.json)
     lip_seal: float | None = None
+    # what was said and when (core.speech.SpeechTiming): the phone layer (core.motion) seals, opens
+    # and rests the lips by it; None leaves the lips to the model's phonetic head
+    speech: object | None = None
 
     def validate(self) -> "Conditioning":
         from ..errors import ModelError

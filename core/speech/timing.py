@@ -1,0 +1,177 @@
+"""Timed words and phones for a clip: a given transcript or Whisper's, force-aligned piece by piece.
+
+Where a stretch cannot be trusted (alignment failed, a word the audio does not hold, no English
+heard) it is left uncovered and says so in `warnings`; the motion stage then falls back to the
+model's own phonetic head there. Nothing here raises for a bad transcript: a clip always animates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..align import AlignmentError, align_words
+from ..errors import TalkingHeadError
+from .lexicon import letter_to_sound, spoken_words
+from .transcribe import MAX_PIECE_S, SAMPLE_RATE, Piece, Transcriber, pieces_at_pauses
+
+# a word whose acoustic score per 10 ms frame falls below this was forced into audio that does not
+# hold it (pocketsphinx log units, the aligner downsampled by 2; on the Asterisk held-out prompts and
+# ../shared/audio heard words score -46 at worst, median -15; words not said -48 to -130)
+UNHEARD_SCORE = -47.0
+UNHEARD_MARGIN_S = 0.05
+ALIGN_DOWNSAMPLE = 2  # half the aligner's time for ~5 ms on phone boundaries
+WHOLE_CLIP_S = 120.0  # a given transcript of a clip up to this long is aligned in one go  # the stretch left to the phonetic head reaches this far past such a word
+
+
+@dataclass
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+    heard: bool = True  # False: forced into audio that does not hold it; its stretch is uncovered
+
+
+@dataclass
+class SpeechTiming:
+    """What was said and when, over a clip of `duration_s`."""
+
+    duration_s: float
+    words: list[Word] = field(default_factory=list)
+    phones: list[tuple[str, float, float]] = field(default_factory=list)  # ARPAbet or SIL, covered stretches only
+    covered: list[tuple[float, float]] = field(default_factory=list)  # where the phones are trusted
+    transcript: str = ""
+    source: str = "none"  # "given", "whisper" or "none"
+    warnings: list[str] = field(default_factory=list)
+
+    def covered_frames(self, n_frames: int, fps: float) -> np.ndarray:
+        """(n_frames,) bool: frames whose time falls in a covered stretch."""
+        times = np.arange(n_frames) / fps
+        mask = np.zeros(n_frames, dtype=bool)
+        for start, end in self.covered:
+            mask |= (times >= start) & (times < end)
+        return mask
+
+    @property
+    def coverage(self) -> float:
+        return sum(e - s for s, e in self.covered) / self.duration_s if self.duration_s > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "duration_s": round(self.duration_s, 3), "source": self.source, "transcript": self.transcript,
+            "coverage": round(self.coverage, 3),
+            "words": [{"word": w.text, "start": round(w.start_s, 3), "end": round(w.end_s, 3), "heard": w.heard}
+                      for w in self.words],
+            "phones": [{"phone": p, "start": round(s, 3), "end": round(e, 3)} for p, s, e in self.phones],
+            "covered": [[round(s, 3), round(e, 3)] for s, e in self.covered],
+            "warnings": self.warnings,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=1)
+
+
+def _distribute(words: list[str], pieces: list[Piece]) -> list[list[str]]:
+    """The given transcript's words shared over pieces that Whisper transcribed, by matching the
+    two word sequences; a given word Whisper did not hear goes with the word before it."""
+    heard, owner = [], []
+    for k, piece in enumerate(pieces):
+        for word in spoken_words(piece.text) if piece.has_speech else []:
+            heard.append(word)
+            owner.append(k)
+    out: list[list[str]] = [[] for _ in pieces]
+    if not heard:
+        out[0] = list(words)
+        return out
+    place = [None] * len(words)
+    for block in difflib.SequenceMatcher(a=words, b=heard, autojunk=False).get_matching_blocks():
+        for i in range(block.size):
+            place[block.a + i] = owner[block.b + i]
+    current = next((p for p in place if p is not None), 0)
+    for i, word in enumerate(words):
+        current = place[i] if place[i] is not None and place[i] >= current else current
+        out[current].append(word)
+    return out
+
+
+def speech_timing(audio: np.ndarray, transcript: str | None = None, transcribe: bool = True,
+                  should_cancel=None, transcriber: Transcriber | None = None) -> SpeechTiming:
+    """Timed words and phones of 16 kHz mono `audio`.
+
+    `transcript`: the words spoken (None: transcribe them with Whisper when `transcribe`, else
+    nothing is covered). An empty transcript is warned about and nothing is covered."""
+    duration = len(audio) / SAMPLE_RATE
+    timing = SpeechTiming(duration_s=duration)
+    if transcript is not None:
+        words = spoken_words(transcript)
+        timing.source, timing.transcript = "given", transcript.strip()
+        if not words:
+            timing.warnings.append("The transcript is empty, so the phonetic head places the lips for the whole "
+                                   "clip; type the spoken words, or clear the field to transcribe them.")
+            return timing
+        if duration <= WHOLE_CLIP_S:
+            whole = SpeechTiming(duration_s=duration, transcript=timing.transcript, source="given")
+            _align_piece(audio, Piece(0.0, duration), words, whole)
+            if whole.covered or duration <= MAX_PIECE_S + 5:
+                return whole
+        # long audio (or a whole clip the aligner gave up on): Whisper finds where the given words
+        # fall, so each piece aligns on its own
+        try:
+            pieces = (transcriber or Transcriber.shared()).transcribe(audio, should_cancel)
+            shares = _distribute(words, pieces)
+        except TalkingHeadError:
+            pieces, shares = [Piece(0.0, duration)], [words]
+    elif transcribe:
+        try:
+            pieces = (transcriber or Transcriber.shared()).transcribe(audio, should_cancel)
+        except TalkingHeadError as exc:
+            timing.warnings.append(f"{exc} The phonetic head places the lips instead.")
+            return timing
+        timing.source = "whisper"
+        shares = [spoken_words(p.text) if p.has_speech else [] for p in pieces]
+        timing.transcript = " ".join(p.text for p in pieces if p.has_speech).strip()
+    else:
+        return timing
+    for piece, share in zip(pieces, shares):
+        if should_cancel and should_cancel():
+            break
+        _align_piece(audio, piece, share, timing)
+    if not timing.words and timing.source == "whisper":
+        timing.warnings.append("No English speech was heard, so the phonetic head places the lips; give the "
+                               "transcript if there are words.")
+    return timing
+
+
+def _align_piece(audio: np.ndarray, piece: Piece, words: list[str], timing: SpeechTiming) -> None:
+    if not words:
+        return
+    segment = audio[int(piece.start_s * SAMPLE_RATE): int(piece.end_s * SAMPLE_RATE)]
+    try:
+        aligned = align_words(segment, words, guess=letter_to_sound, downsample=ALIGN_DOWNSAMPLE)
+    except AlignmentError as exc:
+        timing.warnings.append(f"{piece.start_s:.1f}-{piece.end_s:.1f} s could not be aligned ({exc}); the "
+                               "phonetic head places the lips there.")
+        return
+    unheard_spans, unheard_words = [], []
+    for name, start, end, score, phones in aligned:
+        start, end = start + piece.start_s, end + piece.start_s
+        if name in ("<sil>", "<s>", "</s>", "[NOISE]"):
+            timing.phones.append(("SIL", start, end))
+            continue
+        heard = score >= UNHEARD_SCORE
+        timing.words.append(Word(name, start, end, heard))
+        if heard:
+            timing.phones += [(p, s + piece.start_s, e + piece.start_s) for p, s, e in phones]
+        else:
+            unheard_words.append(name)
+            unheard_spans.append((start - UNHEARD_MARGIN_S, end + UNHEARD_MARGIN_S))
+    spans = [(piece.start_s, piece.end_s)]
+    for cut_start, cut_end in unheard_spans:
+        spans = [part for s, e in spans for part in ((s, min(e, cut_start)), (max(s, cut_end), e)) if part[1] > part[0]]
+    timing.covered += spans
+    if unheard_words:
+        timing.warnings.append(f"Not heard in the audio, so the phonetic head places the lips there: "
+                               f"{', '.join(unheard_words)}. Check the transcript.")
