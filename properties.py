@@ -130,8 +130,23 @@ class TALKINGHEAD_PG_settings(bpy.types.PropertyGroup):
                             description="How tightly the takes follow the audio: higher gives tighter lip sync and "
                                         "less variety between takes. 0 uses the model's own (4 for the shipped one)")
     lip_seal: FloatProperty(name="Lip Seal", min=0.0, max=1.0, default=1.0, precision=2, subtype="FACTOR",
-                            description="Close the lips to contact at the /p b m/ the model hears (its own shape key "
-                                        "in the result); 0 leaves the model's lips as they are")
+                            description="Close the lips to contact at every /p b m/ of the words (or that the model "
+                                        "hears, where no words are known); its own shape key in the result; 0 "
+                                        "leaves the model's lips as they are")
+    # what was said: aligned to the audio, the words place every seal, opening and rest (core.speech)
+    dialogue: StringProperty(name="Dialogue", default="",
+                             description="The words spoken in the audio. Empty: they are transcribed from the audio "
+                                         "(Whisper tiny.en, offline); type or correct them here and Generate again")
+    dialogue_text: PointerProperty(name="Dialogue Text", type=bpy.types.Text,
+                                   description="A Text datablock holding the words spoken (used instead of Dialogue)")
+    transcribe: BoolProperty(name="Transcribe", default=True,
+                             description="Without dialogue, transcribe the audio to place the lips by its words; off "
+                                         "leaves the lips to the model's phonetic head")
+    word_markers: BoolProperty(name="Word Markers", default=False,
+                               description="Put a timeline marker at the start of every word (replaced on the next "
+                                           "Generate of the same head)")
+    words_heard: StringProperty(name="Words Heard", default="",
+                                description="The words the last Generate aligned to the audio")
     keep_takes: BoolProperty(name="Keep Takes", default=False,
                              description="Keep earlier results as named Actions (or cache files) instead of replacing them")
     cache_folder: StringProperty(name="Cache Folder", subtype="DIR_PATH", default="",

@@ -19,6 +19,7 @@ import bpy
 from ..core.cli import add_device_option, model_help
 from ..core.errors import OutputError, TalkingHeadError
 from ..core.models.base import EMOTIONS, FROM_AUDIO, Conditioning
+from ..core.speech import read_transcript_option
 from ..core.outputs import check_output, claim_outputs, publish, temp_name, terminate_cleanly
 from ..core.shots import read_shot_list, shot_problem
 from .audio_source import from_file, from_strip
@@ -63,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="models that sample: how tightly takes follow the audio, 1 (none) to 20 (default: the model's)")
     parser.add_argument("--lip-seal", type=float, default=None, metavar="STRENGTH",
                         help="close the lips to contact at the /p b m/ the model hears, 0 (off) to 1 (default: the model's own)")
+    parser.add_argument("--transcript", default=None, metavar="TEXT|@FILE",
+                        help="the words spoken (or @FILE, a text file of them); default: transcribed from the audio")
+    parser.add_argument("--no-transcribe", action="store_true",
+                        help="without a transcript, leave the lips to the model's phonetic head")
+    parser.add_argument("--word-markers", action="store_true", help="a timeline marker at the start of every word")
     parser.add_argument("--cache-folder", default="", help="vertex cache folder (default: beside the output .blend)")
     add_device_option(parser)
     return parser
@@ -76,7 +82,9 @@ def shots_from_args(args: argparse.Namespace) -> list[dict]:
             "model": args.model, "emotion": args.emotion, "intensity": args.intensity, "style": args.style,
             "styles_dir": args.styles_dir, "start_frame": args.start_frame, "output": args.output, "overwrite": args.overwrite, "device": args.device,
             "keep_takes": args.keep_takes, "cache_folder": args.cache_folder, "overwrite_input": args.overwrite_input,
-            "seed": args.seed, "takes": args.takes, "guidance": args.guidance, "lip_seal": args.lip_seal}
+            "seed": args.seed, "takes": args.takes, "guidance": args.guidance, "lip_seal": args.lip_seal,
+             "transcript": args.transcript, "transcribe": not args.no_transcribe,
+             "word_markers": args.word_markers}
     return [shot]
 
 
@@ -136,6 +144,8 @@ def _bake_claimed(shot: dict, blend: str, out: str, replace: bool) -> str:
         cache_folder=shot.get("cache_folder") or os.path.dirname(out), blend_path=out,
         style_dirs=[shot.get("styles_dir") or "", os.path.join(os.path.dirname(os.path.abspath(blend)), "styles")],
         takes=int(shot.get("takes") or 1), replace_caches=replace,
+        transcript=read_transcript_option(shot.get("transcript")), transcribe=shot.get("transcribe") is not False,
+        word_markers=bool(shot.get("word_markers")),
     )
     with claim_outputs(request.cache_files):
         takes = compute(request)

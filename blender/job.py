@@ -15,11 +15,13 @@ from ..core.device import pick_device
 from ..core.errors import Cancelled, OutputError
 from ..core.models import Conditioning, load_model, read_model_config
 from ..core.pipeline import SceneMotion, animate_takes, check_sampling, lip_seal_strength
+from ..core.speech import speech_timing
 from ..core.styles import resolve_style
 from ..core.timing import check_fps
 from .audio_source import AudioSource
 from .cache import cache_paths, write_vertex_cache
 from .compat import scene_fps
+from .markers import write_word_markers
 from .shapekeys import write_shape_keys
 from .target import check_target
 from .worker import WorkerJob
@@ -49,6 +51,9 @@ class GenerateRequest:
     style_dirs: list[str] = field(default_factory=list)  # folders of adapted style files
     encoder_cache: str | None = None  # where converted speech encoders are kept
     allow_download: bool = False  # Blender's "Allow Online Access"
+    transcript: str | None = None  # the words spoken; None: transcribed when `transcribe`
+    transcribe: bool = True
+    word_markers: bool = False
 
 
 def encoder_settings() -> tuple[str | None, bool]:
@@ -80,6 +85,9 @@ def collect_request(
     style_dirs: list[str] | None = None,
     takes: int = 1,
     replace_caches: bool = False,
+    transcript: str | None = None,
+    transcribe: bool = True,
+    word_markers: bool = False,
 ) -> GenerateRequest:
     """Validate the target, output and options up front: a bad input fails before any work or change.
     `replace_caches`: this object's cache files may replace same-named ones (a bake told to overwrite)."""
@@ -90,7 +98,8 @@ def collect_request(
     config = read_model_config(model or None, weights_dirs)
     check_sampling(config, takes, conditioning.guidance, model or "default")
     conditioning.validate()
-    lip_seal_strength(config, conditioning, can_seal=True, model_name=model or "default")  # refused before any work
+    lip_seal_strength(config, conditioning, can_seal=True, model_name=model or "default",  # refused before any work
+                      has_phones=transcript is not None and bool(transcript.strip()) or transcribe)
     blend_path = bpy.data.filepath if blend_path is None else blend_path
     cache_files = (cache_paths(obj, cache_folder, keep_takes, blend_path, takes, replace_caches)
                    if mode == "CACHE" else [])
@@ -113,6 +122,9 @@ def collect_request(
         style_dirs=list(style_dirs or []),
         encoder_cache=encoder_settings()[0],
         allow_download=encoder_settings()[1],
+        transcript=transcript,
+        transcribe=bool(transcribe),
+        word_markers=bool(word_markers),
     )
 
 
@@ -129,10 +141,18 @@ def compute(request: GenerateRequest, progress=None, should_cancel=None) -> list
     configure_encoders(cache_dir=request.encoder_cache, allow_download=request.allow_download)
     model = load_model(request.model, request.device, request.weights_dirs)
     resolve_style(request.conditioning, model, request.style_dirs)
-    return animate_takes(
+    report(0.08, "Finding the words" if request.transcript is None else "Aligning the dialogue")
+    speech = speech_timing(audio, request.transcript, request.transcribe, should_cancel)
+    if should_cancel and should_cancel():
+        raise Cancelled("Generation cancelled; nothing was written.")
+    request.conditioning.speech = speech
+    motions = animate_takes(
         audio, request.template, request.triangles, model, request.conditioning, request.fps, request.takes,
-        progress=lambda f, m: report(0.1 + 0.85 * f, m), should_cancel=should_cancel,
+        progress=lambda f, m: report(0.15 + 0.8 * f, m), should_cancel=should_cancel,
     )
+    for motion in motions:
+        motion.info["speech"] = speech
+    return motions
 
 
 def apply(request: GenerateRequest, motions: list[SceneMotion]) -> str:
@@ -158,7 +178,19 @@ def apply(request: GenerateRequest, motions: list[SceneMotion]) -> str:
             where = f"shape keys, Action '{actions[0].name}'"
     motion = motions[0]
     end = request.start_frame + motion.n_frames - 1
-    return f"Animated '{obj.name}' frames {request.start_frame:g}-{end:g} ({motion.duration_s:.2f} s of speech) as {where}"
+    summary = f"Animated '{obj.name}' frames {request.start_frame:g}-{end:g} ({motion.duration_s:.2f} s of speech) as {where}"
+    speech = motion.info.get("speech")
+    if speech is not None:
+        settings = getattr(bpy.context.scene, "talking_head", None)
+        scene = bpy.context.scene
+        if settings is not None:
+            settings.words_heard = " ".join(w.text for w in speech.words)
+        if request.word_markers:
+            count = write_word_markers(scene, obj.name, speech.words, request.start_frame, request.fps)
+            summary += f"; {count} word markers"
+        if speech.warnings:
+            summary += ". " + " ".join(speech.warnings)
+    return summary
 
 
 class GenerateJob(WorkerJob):

@@ -31,7 +31,9 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
                                 style=None if settings.style in ("", AVERAGE_STYLE) else settings.style,
                                 seed=settings.seed if samples else 0,
                                 guidance=settings.guidance if samples and settings.guidance > 0 else None,
-                                lip_seal=settings.lip_seal if model_hears_phones(context, settings.model) else None)
+                                lip_seal=settings.lip_seal if (model_hears_phones(context, settings.model)
+                                                               or settings.transcribe or dialogue_of(settings))
+                                else None)
     if settings.emotion not in ("neutral", "from_audio"):
         conditioning.intensity_curve = intensity_curve(
             scene, source.start_frame if start is None else start, _duration(source), scene_fps(scene))
@@ -49,7 +51,17 @@ def request_from_panel(context: bpy.types.Context) -> GenerateRequest:
         weights_dirs=[prefs.weights_folder] if prefs and prefs.weights_folder else [],
         style_dirs=style_folders(context),
         takes=settings.takes if samples else 1,
+        transcript=dialogue_of(settings),
+        transcribe=settings.transcribe,
+        word_markers=settings.word_markers,
     )
+
+
+def dialogue_of(settings) -> str | None:
+    """The words the animator gave (a Text datablock, else the Dialogue field); None for none."""
+    if settings.dialogue_text is not None:
+        return settings.dialogue_text.as_string()
+    return settings.dialogue if settings.dialogue.strip() else None
 
 
 def _duration(source) -> float:

@@ -32,7 +32,29 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="for models that sample: how tightly the takes follow the audio, 1 (none) to 20; "
                              "higher gives tighter lip sync and less variety (default: the model's own)")
     _add_lip_seal_option(parser)
+    add_transcript_options(parser)
     add_device_option(parser)
+
+
+def add_transcript_options(parser: argparse.ArgumentParser) -> None:
+    """--transcript and --no-transcribe, as animate and bake take them."""
+    parser.add_argument("--transcript", default=None, metavar="TEXT|@FILE",
+                        help="the words spoken (or @FILE, a text file of them): aligned to the audio, they place "
+                             "every seal, opening and rest; default: transcribed from the audio by Whisper tiny.en")
+    parser.add_argument("--no-transcribe", action="store_true",
+                        help="without a transcript, leave the lips to the model's phonetic head instead of "
+                             "transcribing the audio")
+
+
+def speech_for(audio, transcript: str | None, no_transcribe: bool, log=None):
+    """The clip's timed words and phones (core.speech) for the command-line options; warnings are
+    printed, never raised."""
+    from .speech import read_transcript_option, speech_timing
+
+    timing = speech_timing(audio, read_transcript_option(transcript), transcribe=not no_transcribe)
+    for warning in timing.warnings:
+        (log or (lambda m: print(m, file=sys.stderr)))(f"warning: {warning}")
+    return timing
 
 
 def _add_lip_seal_option(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--fps", type=float, default=30.0, help="output frame rate (default 30)")
     animate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_generation_options(animate)
+    transcribe = _command(commands, "transcribe", "print the words and phones of speech with their times, as JSON")
+    transcribe.add_argument("--audio", required=True, help="speech file")
+    transcribe.add_argument("--transcript", default=None, metavar="TEXT|@FILE",
+                            help="the words spoken, to align instead of transcribing (or @FILE)")
+    transcribe.add_argument("--out", default=None, help="write the JSON here instead of printing it")
+    transcribe.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     corpus = _command(commands, "corpus", "generate a synthetic 4D talking-head corpus in VOCASET layout")
     corpus.add_argument("--out", required=True, help="output folder (created)")
     corpus.add_argument("--speakers", type=int, default=48,
@@ -302,6 +330,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
                                     guidance=args.guidance, lip_seal=args.lip_seal).validate()
         model = load_model(args.model, device=pick_device(args.device))
         resolve_style(conditioning, model, args.styles_dir)
+        conditioning.speech = speech_for(audio, args.transcript, args.no_transcribe)
         motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)
         for path, motion in zip(outputs, motions):  # every take computed before the first file is written
             vertices = motion.vertices(template)
@@ -320,6 +349,23 @@ def take_outputs(out: str, takes: int) -> list[str]:
         return [out]
     stem, ext = os.path.splitext(out)
     return [f"{stem}_take{k}{ext}" for k in range(1, takes + 1)]
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from .audio import load_audio
+    from .outputs import atomic_output, check_output
+
+    out = check_output(args.out, args.overwrite) if args.out else None
+    timing = speech_for(load_audio(args.audio), args.transcript, False)
+    text = timing.to_json() + "\n"
+    if out:
+        with atomic_output(out, "w", overwrite=args.overwrite) as handle:
+            handle.write(text)
+        print(f"wrote {out}: {len(timing.words)} words, {len(timing.phones)} phones "
+              f"({timing.coverage:.0%} of the clip aligned)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def cmd_contact_sheet(args: argparse.Namespace) -> int:
@@ -418,7 +464,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 COMMANDS = {"adapt": cmd_adapt, "animate": cmd_animate, "average-models": cmd_average_models, "corpus": cmd_corpus, "corpus-recorded": cmd_corpus_recorded,
             "contact-sheet": cmd_contact_sheet, "train": cmd_train,
-            "evaluate": cmd_evaluate, "fit-phones": cmd_fit_phones, "tune-seal": cmd_tune_seal}
+            "evaluate": cmd_evaluate, "fit-phones": cmd_fit_phones, "tune-seal": cmd_tune_seal,
+            "transcribe": cmd_transcribe}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ SHOT_FIELDS: dict[str, tuple[type, ...]] = {
     "emotion": (str,), "intensity": (int, float), "style": (str,), "styles_dir": (str,), "start_frame": (int, float),
     "output": (str,), "overwrite": (bool,), "device": (str,), "keep_takes": (bool,), "cache_folder": (str,),
     "overwrite_input": (bool,), "seed": (int,), "takes": (int,), "guidance": (int, float), "lip_seal": (int, float),
+    "transcript": (str,), "transcribe": (bool,), "word_markers": (bool,),
 }
 PATH_FIELDS = ("blend", "audio", "output", "cache_folder", "styles_dir")
 

@@ -2,7 +2,7 @@ import bpy
 
 from ..core.errors import TopologyError
 from ..preferences import missing_modules
-from ..properties import model_hears_phones, model_samples
+from ..properties import model_samples
 
 
 class TALKINGHEAD_PT_main(bpy.types.Panel):
@@ -45,8 +45,20 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             row.prop(settings, "seed")
             row.prop(settings, "takes")
             col.prop(settings, "guidance")
-        if model_hears_phones(context, settings.model):
-            col.prop(settings, "lip_seal", slider=True)
+        col.prop(settings, "lip_seal", slider=True)
+
+        col = layout.column(align=True)
+        col.prop(settings, "dialogue")
+        col.prop(settings, "dialogue_text", text="Text")
+        row = col.row(align=True)
+        row.prop(settings, "transcribe")
+        row.prop(settings, "word_markers")
+        if settings.words_heard:
+            box = layout.box()
+            box.label(text="Words heard (copy into Dialogue to correct):", icon="OUTLINER_OB_SPEAKER")
+            for line in _wrap(settings.words_heard, 48)[:6]:
+                box.label(text=line)
+            box.operator("talkinghead.use_words_heard", icon="COPYDOWN")
 
         col = layout.column(align=True)
         col.prop(settings, "output_mode", expand=True)

@@ -45,9 +45,12 @@ def expected_vertices(obj, template, audio_path, fps, offset_s=0.0, duration_s=N
     from core.models import Conditioning, load_model
     from core.pipeline import animate
 
+    from core.speech import speech_timing
+
     faces = np.array([p.vertices[:] for p in obj.data.polygons])
     audio = load_audio(str(audio_path), offset_s, duration_s)
-    return animate(audio, template, faces, load_model("default"), Conditioning(), fps).vertices(template)
+    speech = speech_timing(audio)  # Generate transcribes by default
+    return animate(audio, template, faces, load_model("default"), Conditioning(speech=speech), fps).vertices(template)
 
 
 def test_extension_registers_its_classes(addon):

@@ -19,9 +19,9 @@ from .lexicon import letter_to_sound, spoken_words
 from .transcribe import MAX_PIECE_S, SAMPLE_RATE, Piece, Transcriber, pieces_at_pauses
 
 # a word whose acoustic score per 10 ms frame falls below this was forced into audio that does not
-# hold it (pocketsphinx log units, the aligner downsampled by 2; on the Asterisk held-out prompts and
-# ../shared/audio heard words score -46 at worst, median -15; words not said -48 to -130)
-UNHEARD_SCORE = -47.0
+# hold it (pocketsphinx log units, the aligner downsampled by 2). Heard words score about -15 (median);
+# short function words at a sentence's end reach -50; words not said -48 to -130, mostly below -70
+UNHEARD_SCORE = -60.0
 UNHEARD_MARGIN_S = 0.05
 ALIGN_DOWNSAMPLE = 2  # half the aligner's time for ~5 ms on phone boundaries
 WHOLE_CLIP_S = 120.0  # a given transcript of a clip up to this long is aligned in one go  # the stretch left to the phonetic head reaches this far past such a word
@@ -74,6 +74,20 @@ class SpeechTiming:
         return json.dumps(self.as_dict(), indent=1)
 
 
+def read_transcript_option(value: str | None) -> str | None:
+    """A --transcript value: "@FILE" reads the words from a text file, anything else is the words
+    themselves; None means "transcribe them"."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = value[1:]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TalkingHeadError(f"Cannot read the transcript file {path} ({type(exc).__name__}); give a UTF-8 text "
+                               "file of the spoken words, or the words themselves without '@'.") from None
+
+
 def _distribute(words: list[str], pieces: list[Piece]) -> list[list[str]]:
     """The given transcript's words shared over pieces that Whisper transcribed, by matching the
     two word sequences; a given word Whisper did not hear goes with the word before it."""
@@ -114,7 +128,7 @@ def speech_timing(audio: np.ndarray, transcript: str | None = None, transcribe: 
             return timing
         if duration <= WHOLE_CLIP_S:
             whole = SpeechTiming(duration_s=duration, transcript=timing.transcript, source="given")
-            _align_piece(audio, Piece(0.0, duration), words, whole)
+            _align_piece(audio, Piece(0.0, duration), words, whole, transcriber)
             if whole.covered or duration <= MAX_PIECE_S + 5:
                 return whole
         # long audio (or a whole clip the aligner gave up on): Whisper finds where the given words
@@ -138,23 +152,44 @@ def speech_timing(audio: np.ndarray, transcript: str | None = None, transcribe: 
     for piece, share in zip(pieces, shares):
         if should_cancel and should_cancel():
             break
-        _align_piece(audio, piece, share, timing)
+        _align_piece(audio, piece, share, timing, transcriber)
     if not timing.words and timing.source == "whisper":
         timing.warnings.append("No English speech was heard, so the phonetic head places the lips; give the "
                                "transcript if there are words.")
     return timing
 
 
-def _align_piece(audio: np.ndarray, piece: Piece, words: list[str], timing: SpeechTiming) -> None:
+def _align_piece(audio: np.ndarray, piece: Piece, words: list[str], timing: SpeechTiming,
+                 transcriber: "Transcriber | None | bool" = None) -> None:
     if not words:
         return
     segment = audio[int(piece.start_s * SAMPLE_RATE): int(piece.end_s * SAMPLE_RATE)]
     try:
         aligned = align_words(segment, words, guess=letter_to_sound, downsample=ALIGN_DOWNSAMPLE)
     except AlignmentError as exc:
+        if timing.source == "given" and transcriber is not False:
+            # more words than the audio can hold: align what Whisper hears there instead, and name
+            # the given words it did not hear
+            try:
+                heard = spoken_words((transcriber or Transcriber.shared()).transcribe_piece(segment)[0])
+                aligned = align_words(segment, heard, guess=letter_to_sound, downsample=ALIGN_DOWNSAMPLE) if heard else None
+            except TalkingHeadError:
+                aligned = None
+            if aligned:
+                matcher = difflib.SequenceMatcher(a=words, b=heard, autojunk=False)
+                kept = {i for block in matcher.get_matching_blocks() for i in range(block.a, block.a + block.size)}
+                missing = [w for i, w in enumerate(words) if i not in kept]
+                timing.warnings.append(f"Not heard in the audio: {', '.join(missing)}. The words heard there were "
+                                       "aligned instead; check the transcript.")
+                _add_aligned(aligned, piece, timing)
+                return
         timing.warnings.append(f"{piece.start_s:.1f}-{piece.end_s:.1f} s could not be aligned ({exc}); the "
                                "phonetic head places the lips there.")
         return
+    _add_aligned(aligned, piece, timing)
+
+
+def _add_aligned(aligned, piece: Piece, timing: SpeechTiming) -> None:
     unheard_spans, unheard_words = [], []
     for name, start, end, score, phones in aligned:
         start, end = start + piece.start_s, end + piece.start_s
