@@ -114,7 +114,10 @@ def test_shot_list_reports_each_shot_and_fails_only_the_bad_one(farm, speech_pat
          "guidance": "tight", "output": "list_g.blend"},
         {"blend": "shot010.blend", "object": "Head", "strip": "line01", "lip_seal": 2, "output": "list_h.blend"},
         {"blend": "shot010.blend", "object": "Head", "strip": "line01", "model": diffusion_model, "lip_seal": 1,
-         "output": "list_i.blend"},
+         "transcribe": False, "output": "list_i.blend"},
+        # a model without a phonetic head seals by the words it is given
+        {"blend": "shot010.blend", "object": "Head", "strip": "line01", "model": diffusion_model, "lip_seal": 1,
+         "transcript": "he was not an ill disposed young man", "word_markers": True, "output": "list_j.blend"},
     ]
     (farm / "shots.json").write_text(json.dumps(shots))
     result = bake(farm, "--shots", farm / "shots.json")
@@ -124,7 +127,7 @@ def test_shot_list_reports_each_shot_and_fails_only_the_bad_one(farm, speech_pat
     assert [line.split()[1] for line in progress] == ["shot010.blend:Head", "shot010.blend:Head",
                                                       "shot010.blend:Nobody", "shot010.blend:Head",
                                                       "shot010.blend:Head", "shot010.blend:Head", "shot010.blend:Head",
-                                                      "shot010.blend:Head", "shot010.blend:Head"]
+                                                      "shot010.blend:Head", "shot010.blend:Head", "shot010.blend:Head"]
     assert "ok" in progress[0] and "ok" in progress[3] and "ok" in progress[5]
     assert "FAILED" in progress[4] and "identical" in progress[4]  # the default model does not sample
     assert "2 takes" in progress[5] and "seed 3" in progress[5] and "seed 4" in progress[5]
@@ -133,7 +136,8 @@ def test_shot_list_reports_each_shot_and_fails_only_the_bad_one(farm, speech_pat
     assert "FAILED" in progress[6] and "'guidance' must be a number" in progress[6]
     assert "FAILED" in progress[7] and "Lip seal 2" in progress[7] and "out of range" in progress[7]
     assert "FAILED" in progress[8] and "no phonetic head" in progress[8]  # refused before any work
-    assert lines[-1].endswith("3 of 9 shots baked, 6 failed")
+    assert "ok" in progress[9] and "8 word markers" in progress[9]
+    assert lines[-1].endswith("4 of 10 shots baked, 6 failed")
     assert (farm / "list_a.blend").is_file() and (farm / "list_d.blend").is_file()
     assert not (farm / "list_b.blend").exists() and not (farm / "list_c.blend").exists()
     assert not (farm / "list_e.blend").exists() and (farm / "list_f.blend").is_file()

@@ -331,3 +331,31 @@ def test_takes_for_a_model_that_does_not_sample_are_refused_before_any_change(he
         job.collect_request(bpy.context.scene, bpy.data.objects["Head"], source,
                             addon_module("core.models").Conditioning(guidance=3.0))
     assert scene_snapshot() == before
+
+
+def test_dialogue_places_the_words_and_markers_are_replaced_not_piled_up(head, speech_path):
+    scene = bpy.context.scene
+    add_sound_strip(scene, speech_path, frame_start=5)
+    scene.timeline_markers.new("animator's own", frame=3)
+    settings = scene.talking_head
+    settings.dialogue_text = None
+    result, driver = drive_generate(audio_source="STRIP", strip="speech", dialogue="he was not an ill disposed young man",
+                                    word_markers=True)
+    assert result == {"FINISHED"}, driver.reports
+    markers = sorted((m.frame, m.name) for m in scene.timeline_markers)
+    words = [name for _, name in markers if name != "animator's own"]
+    assert words == ["he", "was", "not", "an", "ill", "disposed", "young", "man"]
+    assert markers[0] == (3, "animator's own") and all(frame >= 5 for frame, name in markers[1:])
+    assert settings.words_heard == "he was not an ill disposed young man"
+    # a second Generate replaces its own markers and keeps the animator's
+    assert drive_generate()[0] == {"FINISHED"}
+    assert len(scene.timeline_markers) == 9 and "animator's own" in [m.name for m in scene.timeline_markers]
+    # Edit as Dialogue copies what was heard into the field; a Text datablock is read instead of the field
+    settings.dialogue = ""
+    assert bpy.ops.talkinghead.use_words_heard() == {"FINISHED"} and settings.dialogue == settings.words_heard
+    text = bpy.data.texts.new("line01")
+    text.write("he was not an ill disposed young dog")
+    settings.dialogue_text = text
+    result, driver = drive_generate(word_markers=False)
+    assert result == {"FINISHED"} and any("dog" in message for _, message in driver.reports)
+    assert len(scene.timeline_markers) == 9  # markers off: the last ones stay as they were

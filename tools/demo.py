@@ -73,16 +73,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    # preview: the mouth region at eight moments, front view: six evenly spaced, the most open
-    # frame, and the most tightly sealed one inside the speech (a /p b m/: the lips meet, no dark slit)
-    from talking_head.core.lips import LipContact
-
+    # preview: the mouth region at eight moments, front view, in time order: the pause before the
+    # speech (at rest), three /p b m/ (sealed: no dark slit), three open vowels (the widest frame of
+    # each) and the pause after it (at rest again)
     vertices = motion.vertices(template)
-    excess = LipContact(template, triangles).excess_mm(vertices)
-    speaking = np.arange(len(vertices))
-    inside = (speaking > 0.1 * len(vertices)) & (speaking < 0.9 * len(vertices))
-    sealed = int(speaking[inside][np.argmin(excess[inside])])
-    picks = sorted(set(np.linspace(0, len(vertices) - 1, 6).astype(int)) | {int(excess.argmax()), sealed})
+    speech = motion.info.get("speech")
+    fps = request.fps
+    frame_of = lambda seconds: int(np.clip(round(seconds * fps), 0, len(vertices) - 1))  # noqa: E731
+    phones = speech.phones if speech is not None else []
+    bilabials = [frame_of((a + b) / 2) for p, a, b in phones if p in ("P", "B", "M")]
+    opening = np.linalg.norm(vertices[:, 3512] - vertices[:, 3533], axis=1)  # lower against upper lip, midline
+    vowels = []
+    for p, a, b in phones:
+        if p in ("AA", "AE", "AH", "AO", "AW", "AY") and b - a >= 0.08:
+            frames = np.arange(frame_of(a), frame_of(b) + 1)
+            vowels.append(int(frames[np.argmax(opening[frames])]))
+    pick = lambda frames: [frames[i] for i in np.linspace(0, len(frames) - 1, min(3, len(frames))).astype(int)] \
+        if frames else []  # noqa: E731
+    picks = sorted(set([0] + pick(bilabials) + pick(sorted(vowels, key=lambda f: -opening[f])[:6]) + [len(vertices) - 1]))
     from talking_head.core.head_frame import MOUTH_LOOP_SIZE, boundary_loops
 
     _, half = frame_bounds(template)

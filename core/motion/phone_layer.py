@@ -44,6 +44,7 @@ SEAL_LEAD_FRAMES, SEAL_TAIL_FRAMES = 1, 1  # the seal holds this far either side
 OPEN_GAIN = 1.0  # the rig's viseme openings (mm) as openings of the visible lip line over rest
 MAX_OPEN_MM = 18.0
 SMOOTH_ITERATIONS = 80
+CORNER_REACH_M = 0.012  # the jaw field fades to half over this distance from the mouth corners
 MAX_SEAL_M = 0.012
 _BILABIAL_CLASSES = [PHONE_CLASSES.index(p) for p in BILABIALS]
 
@@ -54,6 +55,23 @@ def _adjacency(n: int, triangles: np.ndarray):
     a = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
     a = ((a + a.T) > 0).astype(np.float64)
     return diags(1.0 / np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1)) @ a
+
+
+def lower_side(template: np.ndarray, rig: FaceRig) -> np.ndarray:
+    """(V,) 1 below the mouth, 0 above, by height against the line where the lips meet (corner to
+    corner through the lips' contact points), for the face in front of the mouth; by geodesic
+    distance to the mouth opening's halves inside it. Geodesic distance alone splits the lower
+    lip's front wrongly a few millimetres off the midline, where the lip curls round into the mouth:
+    that split is the corpus rig's V-shaped crease."""
+    v = template
+    cu, cl = rig.contact_upper, rig.contact_lower
+    xs = np.concatenate([(v[cu, 0] + v[cl, 0]) / 2, v[rig.corners, 0]])
+    ys = np.concatenate([(v[cu, 1] + v[cl, 1]) / 2, v[rig.corners, 1]])
+    order = np.argsort(xs)
+    lip_line = np.interp(v[:, 0], xs[order], ys[order])
+    below = 1 / (1 + np.exp(-(lip_line - v[:, 1]) / 0.0015))
+    in_front = v[:, 2] > rig.mouth_centre[2] - 0.004
+    return np.where(in_front, below, 1 - upper_side(rig.sides))
 
 
 def _smoothstep(x):
@@ -71,22 +89,25 @@ class PhoneLayer:
         self.line = LipLine(self.template)
         self.seal = LipSeal(self.template, triangles, gate)
         average = _adjacency(n, triangles)
-        side_up = upper_side(rig.sides)
+        lower = lower_side(self.template, rig)
         loops = np.concatenate([rig.sides.upper_loop, rig.sides.lower_loop])
-        # 1. smoothing of the lower face (the mouth's edges held so the lips keep meeting)
-        region = (1 - side_up) * (rig.sides.d_lower < 0.07)
+        # 1. smoothing of the lower face (the mouth's edges held so the lips keep meeting); it also
+        # flattens some of the model's opening, which step 3 gives back with the jaw field
+        region = lower * (rig.sides.d_lower < 0.07)
         region[loops] = 0.0
-        region[self.line.lower] = 0.0  # the lower lip line keeps the model's opening
         step = (identity(n) + diags(0.5 * region) @ (average - identity(n))).tocsr()
         smooth = identity(n, format="csr")
         for _ in range(SMOOTH_ITERATIONS):
             smooth = step @ smooth
         self.smooth = smooth.tocsr()
-        # 3. the jaw field: the rig's jaw rotation with its weights smoothed, per mm of lip-line opening
-        w = rig.w_jaw.copy()
-        for _ in range(SMOOTH_ITERATIONS):
+        # 3. the jaw field: a rotation about the rig's jaw pivot of the whole lower side, fading at the
+        # mouth corners (which move half as far) and towards the neck; per mm of lip-line opening
+        falloff = np.clip((0.11 - rig.sides.d_lower) / 0.05, 0, 1) ** 2
+        near_corner = np.linalg.norm(self.template[:, None] - self.template[rig.corners][None], axis=2).min(axis=1)
+        corner = _smoothstep(near_corner / CORNER_REACH_M)
+        w = (lower * corner + 0.5 * (1 - corner)) * falloff
+        for _ in range(20):
             w = 0.5 * w + 0.5 * (average @ w)
-        w *= 1 - side_up
         angle = 0.12
         rel = self.template - rig.pivot
         jaw = np.zeros_like(self.template)
@@ -129,7 +150,10 @@ class PhoneLayer:
                     pauses[-1][1] = end
                 else:
                     pauses.append([start, end])
-        pauses = [(s, e) for s, e in pauses if e - s >= PAUSE_MIN_S]
+        edge = 1.5 / fps  # a silence this close to the clip's start or end reaches it
+        pauses = [(0.0 if s <= edge else s, duration if e >= duration - edge else e) for s, e in pauses]
+        # at the clip's ends any silence is a pause: the face starts and ends at rest
+        pauses = [(s, e) for s, e in pauses if e - s >= PAUSE_MIN_S or s == 0.0 or e == duration]
         if audio is not None and not covered.all():
             from ..speech.transcribe import SAMPLE_RATE, quiet_runs
 
@@ -139,8 +163,8 @@ class PhoneLayer:
                     pauses.append((s, min(e, len(audio) / SAMPLE_RATE)))
         rest = np.zeros(n_frames)
         for start, end in pauses:
-            ramp_in = np.ones(n_frames) if start <= 1e-3 else _smoothstep((times - start) * fps / REST_RAMP_FRAMES)
-            ramp_out = np.ones(n_frames) if end >= duration - 1e-3 else _smoothstep((end - times) * fps / REST_RAMP_FRAMES)
+            ramp_in = np.ones(n_frames) if start == 0.0 else _smoothstep((times - start) * fps / REST_RAMP_FRAMES)
+            ramp_out = np.ones(n_frames) if end == duration else _smoothstep((end - times) * fps / REST_RAMP_FRAMES)
             inside = (times >= start) & (times < end)
             rest = np.maximum(rest, np.where(inside, np.minimum(ramp_in, ramp_out), 0.0))
         return rest
@@ -180,9 +204,11 @@ class PhoneLayer:
         fps, n = float(prediction.fps), prediction.n_frames
         w = self.watched
         if prediction.basis is not None:
+            raw = prediction.mean[w][None] + np.einsum("tk,kvc->tvc", prediction.coefficients, prediction.basis[:, w])
             mean, basis = self.smooth_offsets(prediction.mean), self.smooth_offsets(prediction.basis)
             moved = mean[w][None] + np.einsum("tk,kvc->tvc", prediction.coefficients, basis[:, w])
         else:
+            raw = prediction.offsets[:, w]
             offsets = self.smooth_offsets(prediction.offsets)
             moved = offsets[:, w]
         covered = timing.covered_frames(n, fps) if timing is not None else np.zeros(n, dtype=bool)
@@ -190,9 +216,10 @@ class PhoneLayer:
         rest = self.rest_weights(n, fps, phones, covered, audio)
         keep = (1.0 - rest).astype(np.float32)
         positions = self.template[w][None] + keep[:, None, None] * moved
-        speech = covered & (rest < 1.0)
-        # 3. open by the vowel
-        opening = self._open_by(positions, self.opening_targets(n, fps, phones) * (1 - rest), speech)
+        # 3. open by the vowel, and never less than the model itself opened before the smoothing
+        model_gap = self.line_gap_mm(self.template[w][None] + keep[:, None, None] * raw)
+        targets = np.maximum(np.where(covered, self.opening_targets(n, fps, phones), 0.0), model_gap) * (1 - rest)
+        opening = self._open_by(positions, targets, rest < 1.0)
         # 4. apart at every phone other than /p b m/ (the seal's own frames, and two beyond, excepted)
         bilabial_spans = [(s, e) for p, s, e in phones if phone_name(p) in BILABIALS]
         near_bilabial = self._frames_within(n, fps, bilabial_spans, SEAL_LEAD_FRAMES + 3, SEAL_TAIL_FRAMES + 3)
