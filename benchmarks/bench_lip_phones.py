@@ -42,6 +42,23 @@ def clips_of(folder: str) -> list[tuple[str, str]]:
     return out
 
 
+def join_clips(group, gap_s: float, load_audio, read_phone_alignment):
+    """(audio, reference phones, transcript) of clips played one after another with `gap_s` of
+    silence before each."""
+    parts, phones, texts, start = [], [], [], 0.0
+    for wav, text in group:
+        audio = load_audio(wav)
+        silence = np.zeros(int(round(gap_s * 16000)) if len(group) > 1 else 0, dtype=np.float32)
+        start += len(silence) / 16000
+        if len(silence):
+            phones.append(("SIL", start - len(silence) / 16000, start))
+        phones += [(p, a + start, b + start) for p, a, b in read_phone_alignment(wav[: -len(".wav")] + ".phone.json")]
+        parts += [silence, audio]
+        texts.append(text)
+        start += len(audio) / 16000
+    return np.concatenate(parts), phones, " ".join(texts)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*")
@@ -50,6 +67,10 @@ def main() -> int:
     parser.add_argument("--modes", default="none,whisper,given")
     parser.add_argument("--template", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "flame",
                                                            "FLAME_sample.ply"))
+    parser.add_argument("--join", type=int, default=1,
+                        help="join every N clips of a set into one, with --gap seconds of silence between them, "
+                             "so sets of short prompts have pauses too (default 1: as they are)")
+    parser.add_argument("--gap", type=float, default=0.8)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -82,9 +103,8 @@ def main() -> int:
     for name, clips in sets.items():
         for mode in modes:
             tally, seal = LineTally(), SealTally()
-            for wav, text in clips:
-                audio = load_audio(wav)
-                phones = read_phone_alignment(wav[: -len(".wav")] + ".phone.json")
+            for group in [clips[i:i + args.join] for i in range(0, len(clips), args.join)]:
+                audio, phones, text = join_clips(group, args.gap, load_audio, read_phone_alignment)
                 start = time.perf_counter()
                 timing = None if mode == "none" else speech_timing(audio, text if mode == "given" else None)
                 prediction = predict_motion(model, audio, template, triangles, Conditioning(speech=timing))
@@ -97,7 +117,7 @@ def main() -> int:
                 if mode == modes[0]:
                     speech_seconds += len(audio) / 16000
             results.setdefault(name, {})[mode] = {**tally.summary(), "edge_seal_rate": seal.summary()["seal_rate"]}
-            _print(f"{name} [{mode}] ({len(clips)} clips)", results[name][mode])
+            _print(f"{name} [{mode}] ({len(clips)} recordings)", results[name][mode])
     for mode in modes:
         tally, seal = pooled[mode]
         results.setdefault("pooled", {})[mode] = {**tally.summary(), "edge_seal_rate": seal.summary()["seal_rate"],

@@ -16,6 +16,12 @@ Seal rate (the stricter measure, core.lips): share of /p b m/ where the smallest
 between the upper and lower lip edges near the midline comes back within 0.5 mm of the
 template's within 60 ms of the consonant; the vertical-gap closure rate above passes lips still
 1.5-2.4 mm apart. Reported with its tongue-stop twin and the opening over rest at open vowels.
+
+The visible lip line (LineTally, `line_*`; the measure the lip-seal issue judges by): the smallest
+3D distance between FLAME's upper- and lower-lip line vertices over its rest, sealed at 0.5 mm or
+less from 2 frames before a phone to 3 after; aperture over mouth width at the 95th and 99th
+percentile of speech frames; rest in pauses of 0.5 s or more. `--phones none|whisper|given` says
+where the phone layer's phones come from (none: the model's phonetic head alone).
 """
 
 from __future__ import annotations
@@ -106,7 +112,7 @@ def closure_rate(bilabial_gaps: list[float]) -> float | None:
 
 
 def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: np.ndarray, log=print,
-                     emotion: str | None = None, conditioning=None) -> dict:
+                     emotion: str | None = None, conditioning=None, phones: str = "none") -> dict:
     """`conditioning` (default: the model's default style) is used for every clip, with each
     clip's emotion and intensity for models with emotion control."""
     import dataclasses
@@ -121,7 +127,7 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
     upper = np.union1d(masks["forehead"], masks["eye_region"])
     lve_frames, mve, fdds, bilabial_gaps, openings = [], [], [], [], []
     truth_gaps, tongue_gaps, truth_tongue_gaps = [], [], []
-    seal = SealTally()
+    seal, line = SealTally(), LineTally()
     rigs: dict[str, FaceRig] = {}
     contacts: dict[str, LipContact] = {}
     for clip in load_clips(data, split):
@@ -130,7 +136,8 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         truth = clip.vertices()
         audio = load_audio(clip.wav_path)
         # a model with emotion control is told each clip's emotion, as an animator would ask for it
-        told = conditioning or Conditioning()
+        told = dataclasses.replace(conditioning or Conditioning(),
+                                   speech=clip_speech(audio, phones, phones=clip.phones if phones == "given" else None))
         if model.emotion_control:
             told = dataclasses.replace(told, emotion=clip.emotion, intensity=clip.intensity)
         pred = clip.template + predict_motion(model, audio, clip.template, triangles, told).vertex_offsets()
@@ -151,6 +158,7 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
             truth_tongue_gaps += tongue_stop_gaps(truth_gap, clip.phones)
             contact = contacts.setdefault(clip.subject, LipContact(clip.template, triangles, rig.sides))
             seal.add(contact.excess_mm(pred), clip.phones, truth=contact.excess_mm(truth))
+            line.add(pred, clip.template, clip.phones)
     return {
         "clips": len(mve),
         "LVE_x1e-5": float(np.mean(np.concatenate(lve_frames)) * 1e5),
@@ -162,7 +170,24 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         "closure_rate_tongue_stops_ground_truth": closure_rate(truth_tongue_gaps),
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
         **seal.summary(),
+        **line.summary(),
     }
+
+
+def clip_speech(audio: np.ndarray, source: str, transcript: str | None = None, phones=None):
+    """The SpeechTiming a clip is animated with: none (the model's phonetic head alone), whisper
+    (transcribed), or given (the clip's transcript aligned; or its known phones, for a corpus)."""
+    from .speech import SpeechTiming, speech_timing
+
+    if source == "none":
+        return None
+    if source == "whisper":
+        return speech_timing(audio)
+    if phones is not None:
+        duration = len(audio) / 16000
+        return SpeechTiming(duration_s=duration, phones=[(str(p), float(a), float(b)) for p, a, b in phones],
+                            covered=[(0.0, duration)], source="given")
+    return speech_timing(audio, transcript or "")
 
 
 class SealTally:
@@ -280,6 +305,7 @@ class LineTally:
             "pause_lip_gap_median_mm": pct(self.pause_gaps, 50),
             "pause_face_offset_median_mm": pct(self.pause_offsets, 50),
             "pause_face_offset_max_mm": float(np.max(self.pause_offsets)) if self.pause_offsets else None,
+            "pauses_at_rest": float(np.mean(np.array(self.pause_offsets) <= 1.0)) if self.pause_offsets else None,
         }
 
 
@@ -314,8 +340,26 @@ def real_speech_phones(wav: str, transcripts: dict[str, str], audio: np.ndarray 
     return align_phones(load_audio(wav) if audio is None else audio, transcripts[stem])
 
 
+def spoken_text(wav: str, transcripts: dict[str, str]) -> str | None:
+    """A clip's words: its transcript by stem, its .txt, or its alignment's "t"."""
+    stem = wav[: -len(".wav")]
+    name = os.path.basename(stem)
+    if name in transcripts:
+        return transcripts[name]
+    if os.path.isfile(stem + ".txt"):
+        with open(stem + ".txt", encoding="utf-8") as handle:
+            return handle.read().strip()
+    if os.path.isfile(stem + ".phone.json"):
+        try:
+            with open(stem + ".phone.json", encoding="utf-8") as handle:
+                return str(json.load(handle).get("t", "")) or None
+        except (OSError, ValueError, AttributeError):
+            return None
+    return None
+
+
 def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, triangles: np.ndarray,
-                        transcripts: dict[str, str] | None = None, conditioning=None) -> dict:
+                        transcripts: dict[str, str] | None = None, conditioning=None, phones: str = "none") -> dict:
     """Real speech without ground-truth motion: does the mouth close at bilabials and open at open
     vowels? Clips with neither an alignment nor a transcript are listed as skipped."""
     from .audio import load_audio
@@ -324,23 +368,28 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
 
     rig = FaceRig(template, triangles)
     contact = LipContact(template, triangles, rig.sides)
-    seal = SealTally()
+    import dataclasses
+
+    seal, line = SealTally(), LineTally()
     openings, bilabial_gaps, tongue_gaps, per_clip, skipped = [], [], [], {}, []
     for folder in [folders] if isinstance(folders, str) else folders:
         for wav in sorted(glob.glob(os.path.join(folder, "*.wav"))):
             audio = load_audio(wav)  # read once: the aligner and the model both need it
-            phones = real_speech_phones(wav, transcripts or {}, audio)
+            phones_of_clip = real_speech_phones(wav, transcripts or {}, audio)
             name = os.path.join(os.path.basename(os.path.normpath(folder)), os.path.basename(wav))
-            if phones is None:
+            if phones_of_clip is None:
                 skipped.append(name)
                 continue
-            vertices = template + predict_motion(model, audio, template, triangles, conditioning or Conditioning()).vertex_offsets()
+            told = dataclasses.replace(conditioning or Conditioning(),
+                                       speech=clip_speech(audio, phones, transcript=spoken_text(wav, transcripts or {})))
+            vertices = template + predict_motion(model, audio, template, triangles, told).vertex_offsets()
+            line.add(vertices, template, phones_of_clip)
             gap = rig.lip_gap(vertices) * 1000
-            gaps, opened = lip_events(gap, phones)
+            gaps, opened = lip_events(gap, phones_of_clip)
             bilabial_gaps += gaps
             openings += opened
-            tongue_gaps += tongue_stop_gaps(gap, phones)
-            seals = seal.add(contact.excess_mm(vertices), phones)
+            tongue_gaps += tongue_stop_gaps(gap, phones_of_clip)
+            seals = seal.add(contact.excess_mm(vertices), phones_of_clip)
             per_clip[name] = {"bilabials": len(gaps), "closure_rate": closure_rate(gaps), "seal_rate": seal_rate(seals),
                               "open_vowel_gap_mm": float(np.mean(opened)) if opened else None}
     return {
@@ -352,6 +401,7 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
         "closure_rate_tongue_stops": closure_rate(tongue_gaps),
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
         **seal.summary(),
+        **line.summary(),
         "skipped (no alignment or transcript)": ", ".join(skipped) or "none",
         "per_clip": per_clip,
     }
@@ -374,12 +424,13 @@ def main_evaluate(args) -> int:
     results = {}
     if args.data:
         results["dataset"] = evaluate_dataset(model, args.data, args.split, args.masks, triangles,
-                                              emotion=args.only_emotion, conditioning=conditioning)
+                                              emotion=args.only_emotion, conditioning=conditioning, phones=args.phones)
     if args.audio_only:
         from .align import read_transcripts
 
         transcripts = read_transcripts(args.transcripts) if args.transcripts else {}
-        results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles, transcripts, conditioning)
+        results["real_speech"] = evaluate_audio_only(model, args.audio_only, template, triangles, transcripts, conditioning,
+                                                     phones=args.phones)
     for section, values in results.items():
         print(f"[{section}]")
         for key, value in values.items():
