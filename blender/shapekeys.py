@@ -83,7 +83,9 @@ def write_shape_keys(obj: bpy.types.Object, motion: SceneMotion, start_frame: fl
     shapes = [motion.mean] + list(motion.basis)
     weights = [np.ones(motion.n_frames, dtype=np.float32)] + list(motion.coefficients.T)
     names = [f"{prefix}.mean"] + [f"{prefix}.{i:03d}" for i in range(len(motion.basis))]
-    for i in range(1, len(shapes)):
+    if not np.any(motion.mean):  # the phone layer carries the model's mean as a key of its own
+        shapes, weights, names = shapes[1:], weights[1:], names[1:]
+    for i in range(0 if names[0] != f"{prefix}.mean" else 1, len(shapes)):
         peak = float(np.abs(weights[i]).max())
         if peak > 0:
             shapes[i], weights[i] = shapes[i] * peak, weights[i] / peak

@@ -24,7 +24,8 @@ def test_animate_writes_frames_by_duration_times_fps(tmp_path, weights_dir, spee
     assert result.returncode == 0, result.stderr
     motion = np.load(out)
     assert motion.dtype == np.float32 and motion.shape == (round(2.99 * 25), 5023, 3)
-    assert np.abs(motion[0] - motion[-1]).max() > 0  # it moves
+    assert np.abs(motion - motion[0]).max() > 1e-3  # it moves (and starts and ends at rest)
+    assert np.abs(motion[-1] - motion[0]).max() < 1e-3
 
     pc2 = tmp_path / "motion.pc2"
     assert run_core("animate", "--audio", speech_path, "--template", template, "--out", pc2, "--fps", 25,
