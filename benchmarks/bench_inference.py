@@ -26,19 +26,33 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 
 
-def real_speech(seconds: float) -> np.ndarray:
+def real_speech(seconds: float) -> tuple[np.ndarray, str]:
+    """(audio, transcript): the English clips of ../shared/audio with transcripts, one after another
+    while whole clips fit, then silence up to `seconds`."""
+    from core.align import read_transcripts
     from core.audio import load_audio
 
-    clips = sorted(glob.glob(str(SHARED / "audio" / "librivox" / "*.wav"))) + sorted(
-        glob.glob(str(SHARED / "audio" / "a2f" / "*.wav")))
+    known = read_transcripts(str(REPO / "benchmarks" / "real_speech_transcripts.txt"))
+    clips = []
+    for path in sorted(glob.glob(str(SHARED / "audio" / "librivox" / "*.wav"))) + sorted(
+            glob.glob(str(SHARED / "audio" / "a2f" / "*.wav"))):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        text = Path(path).with_suffix(".txt").read_text().strip() if Path(path).with_suffix(".txt").is_file() \
+            else known.get(stem)
+        if text:
+            clips.append((path, text))
     if not clips:
         sys.exit("needs ../shared/audio (real speech clips)")
-    pieces, total = [], 0
-    while total < seconds * 16000:
-        for clip in clips:
-            pieces.append(load_audio(clip))
-            total += len(pieces[-1])
-    return np.concatenate(pieces)[: int(seconds * 16000)]
+    pieces, words, total = [], [], 0
+    while True:
+        for clip, text in clips:
+            audio = load_audio(clip)
+            if total + len(audio) > seconds * 16000:
+                pieces.append(np.zeros(int(seconds * 16000) - total, dtype=np.float32))
+                return np.concatenate(pieces), " ".join(words)
+            pieces.append(audio)
+            words.append(text)
+            total += len(audio)
 
 
 def main() -> int:
@@ -55,6 +69,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="parallel,autoregressive")
+    parser.add_argument("--phones", default="none,given,whisper",
+                        help="phone layer sources to time (parallel mode): none, given (the transcript aligned), "
+                             "whisper (transcribed)")
     parser.add_argument("--long-seconds", type=float, default=600.0,
                         help="also animate this much speech in one go: memory and window seams (0 to skip)")
     args = parser.parse_args()
@@ -63,11 +80,17 @@ def main() -> int:
     template, triangles = load_flame_mesh(head)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "speech.wav")
-        soundfile.write(wav, real_speech(args.seconds), 16000)
+        speech, transcript = real_speech(args.seconds)
+        soundfile.write(wav, speech, 16000)
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
               f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
         print(f"audio: {args.seconds:g} s of real speech, model '{args.model}'")
-        for mode in args.modes.split(","):
+        from core.speech import speech_timing
+
+        speech_timing(speech[: 16000 * 3])  # the transcriber and aligner load once per process
+        runs = [(mode, "none") for mode in args.modes.split(",")]
+        runs += [("parallel", phones) for phones in args.phones.split(",") if phones != "none"]
+        for mode, phones in runs:
             model = load_model(args.model)
             model.config["mode"] = mode
             repeats = args.repeats if mode == "parallel" else 1
@@ -75,10 +98,12 @@ def main() -> int:
             for _ in range(repeats):
                 started = time.perf_counter()
                 audio = load_audio(wav)
-                motion = animate(audio, template, triangles, model, Conditioning(), 30.0)
+                timing = None if phones == "none" else speech_timing(audio, transcript if phones == "given" else None)
+                motion = animate(audio, template, triangles, model, Conditioning(speech=timing), 30.0)
                 times.append(time.perf_counter() - started)
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{mode:>15}: {np.median(times):6.2f} s end to end (median of {repeats}), "
+            label = mode if phones == "none" else f"{mode}, phones {phones}"
+            print(f"{label:>24}: {np.median(times):6.2f} s end to end (median of {repeats}), "
                   f"{motion.n_frames} frames, {motion.n_frames / np.median(times):7.1f} frames/s, "
                   f"process peak RSS {peak_mb:.0f} MB")
         if args.long_seconds > 0:
@@ -94,7 +119,7 @@ def long_recording(args, template, triangles) -> None:
     from core.pipeline import animate
 
     model = load_model(args.model)
-    audio = real_speech(args.long_seconds)
+    audio = real_speech(args.long_seconds)[0]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     motion = animate(audio, template, triangles, model, Conditioning(), 30.0)

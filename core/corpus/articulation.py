@@ -136,6 +136,58 @@ def hold_vowel_ranges(curves: np.ndarray, phones, times: np.ndarray) -> None:
             curves[:, J_ROUND] += max(0.0, ROUNDED_VOWEL_MIN - curves[span, J_ROUND].max()) * bump
 
 
+def _smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+CORNER_REACH_M = 0.012  # the jaw's weight eases to half over this distance from the mouth corners
+
+
+def lower_side(rig: "FaceRig") -> np.ndarray:
+    """(V,) 1 below the mouth, 0 above: by geodesic distance to the mouth opening's halves where
+    that is clear-cut, else (in front of the mouth) by height against the line where the lips meet
+    (corner to corner through the lips' contact points). Geodesic distance alone splits the lower
+    lip's front wrongly a few millimetres off the midline, where the lip curls round into the
+    mouth: a jaw weighted by it drew a V-shaped crease under the lower lip."""
+    v = rig.template
+    cu, cl = rig.contact_upper, rig.contact_lower
+    xs = np.concatenate([(v[cu, 0] + v[cl, 0]) / 2, v[rig.corners, 0]])
+    ys = np.concatenate([(v[cu, 1] + v[cl, 1]) / 2, v[rig.corners, 1]])
+    order = np.argsort(xs)
+    lip_line = np.interp(v[:, 0], xs[order], ys[order])
+    below = 1 / (1 + np.exp(-(lip_line - v[:, 1]) / 0.0015))
+    in_front = v[:, 2] > rig.mouth_centre[2] - 0.004
+    geodesic = 1 - upper_side(rig.sides)
+    sure = np.abs(geodesic - 0.5) > 0.4  # the geodesic split is trusted where it is clear-cut
+    return np.where(in_front & ~sure, below, geodesic)
+
+
+def mesh_average(n: int, triangles: np.ndarray):
+    """Sparse (V, V) operator: each vertex's value becomes the mean of its neighbours'."""
+    from scipy.sparse import coo_matrix, diags
+
+    t = np.asarray(triangles)
+    e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    a = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    a = ((a + a.T) > 0).astype(np.float64)
+    return diags(1.0 / np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1)) @ a
+
+
+def jaw_weights(rig: "FaceRig") -> np.ndarray:
+    """(V,) how far each vertex follows the jaw: the whole lower side (lower lip, chin, lower
+    cheeks), half at the mouth corners, fading towards the neck and ears; smoothed over the mesh so
+    the lower lip opens as a U."""
+    falloff = np.clip((0.11 - rig.sides.d_lower) / 0.05, 0, 1) ** 2
+    near_corner = np.linalg.norm(rig.template[:, None] - rig.template[rig.corners][None], axis=2).min(axis=1)
+    corner = _smoothstep(near_corner / CORNER_REACH_M)
+    w = (lower_side(rig) * corner + 0.5 * (1 - corner)) * falloff
+    average = mesh_average(len(w), rig.triangles)
+    for _ in range(20):
+        w = 0.5 * w + 0.5 * (average @ w)
+    return w
+
+
 def soften_jaw(jaw_mm: np.ndarray) -> np.ndarray:
     """Openings beyond the soft limit saturate (a loud angry /aa/ cannot open past ~15 mm)."""
     knee, room = JAW_SOFT_LIMIT_MM
@@ -152,11 +204,8 @@ class FaceRig:
         self.sides = lip_sides(v, self.triangles)
         self.corners, self.mouth_centre, self.half_width = self.sides.corners, self.sides.mouth_centre, self.sides.half_width
         d_up, d_low = self.sides.d_upper, self.sides.d_lower
-        side_up = upper_side(self.sides)
         self.w_upper, self.w_lower = lip_weights(self.sides)
         self.w_lips = np.maximum(self.w_upper, self.w_lower)
-        # the jaw carries the lower lip, chin and lower cheeks, fading out towards the neck and ears
-        self.w_jaw = (1 - side_up) * np.clip((0.11 - d_low) / 0.05, 0, 1) ** 2
         self.pivot = self.mouth_centre + np.array([0.0, 0.02, -0.085])
         x_rel = (v[:, 0] - self.mouth_centre[0]) / max(self.half_width, 1e-6)
         self.x_rel = x_rel
@@ -174,6 +223,7 @@ class FaceRig:
                 up_idx.append(cu[np.argmin(v[cu, 1])])
                 low_idx.append(cl[np.argmax(v[cl, 1])])
         self.contact_upper, self.contact_lower = np.array(up_idx), np.array(low_idx)
+        self.w_jaw = jaw_weights(self)
         self.eyelids = eyelids
         self.rest_gap = float(self.lip_gap(v[None])[0])
         self._jaw_table = self._calibrate_jaw()

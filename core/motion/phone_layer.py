@@ -28,55 +28,26 @@ from dataclasses import replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.sparse import coo_matrix, diags, identity
+from scipy.sparse import diags, identity
 
-from ..corpus.articulation import BILABIALS, FaceRig, viseme_curves, J_JAW
+from ..corpus.articulation import BILABIALS, J_JAW, FaceRig, _smoothstep, lower_side, mesh_average, viseme_curves
 from ..corpus.speaker_style import SpeakingStyle
 from ..corpus.speech import Phone
-from ..lips import LipLine, LipSeal, SealGate, amount_to_gap, edge_gap, upper_side
+from ..lips import LipLine, LipSeal, SealGate, amount_to_gap, edge_gap
 from ..phones import PHONE_CLASSES, phone_name
 
 REST_RAMP_FRAMES = 4  # a pause reaches the template this many frames after it starts
 PAUSE_MIN_S = 0.15  # shorter silences between words are not pauses
 LEVEL_PAUSE_MIN_S = 0.5  # where no phones are trusted, quiet stretches this long are pauses
 MIN_GAP_MM = 1.2  # lips at a phone other than /p b m/ stay at least this far apart (a seal reads at 0.5)
+MAX_PART_MM = 4.0  # parting never opens the jaw further than this (lips that rest overlapped part late)
 SEAL_LEAD_FRAMES, SEAL_TAIL_FRAMES = 1, 1  # the seal holds this far either side of the bilabial's span
-OPEN_GAIN = 1.0  # the rig's viseme openings (mm) as openings of the visible lip line over rest
+OPEN_GAIN = 1.4  # the rig's viseme openings (mm) to vertical gaps between the lips over rest: on FLAME_sample this
+# opens the lip line as far as the viseme says (the line parts about 0.7 mm per mm of vertical gap here)
 MAX_OPEN_MM = 18.0
 SMOOTH_ITERATIONS = 80
-CORNER_REACH_M = 0.012  # the jaw field fades to half over this distance from the mouth corners
 MAX_SEAL_M = 0.012
 _BILABIAL_CLASSES = [PHONE_CLASSES.index(p) for p in BILABIALS]
-
-
-def _adjacency(n: int, triangles: np.ndarray):
-    t = np.asarray(triangles)
-    e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-    a = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
-    a = ((a + a.T) > 0).astype(np.float64)
-    return diags(1.0 / np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1)) @ a
-
-
-def lower_side(template: np.ndarray, rig: FaceRig) -> np.ndarray:
-    """(V,) 1 below the mouth, 0 above, by height against the line where the lips meet (corner to
-    corner through the lips' contact points), for the face in front of the mouth; by geodesic
-    distance to the mouth opening's halves inside it. Geodesic distance alone splits the lower
-    lip's front wrongly a few millimetres off the midline, where the lip curls round into the mouth:
-    that split is the corpus rig's V-shaped crease."""
-    v = template
-    cu, cl = rig.contact_upper, rig.contact_lower
-    xs = np.concatenate([(v[cu, 0] + v[cl, 0]) / 2, v[rig.corners, 0]])
-    ys = np.concatenate([(v[cu, 1] + v[cl, 1]) / 2, v[rig.corners, 1]])
-    order = np.argsort(xs)
-    lip_line = np.interp(v[:, 0], xs[order], ys[order])
-    below = 1 / (1 + np.exp(-(lip_line - v[:, 1]) / 0.0015))
-    in_front = v[:, 2] > rig.mouth_centre[2] - 0.004
-    return np.where(in_front, below, 1 - upper_side(rig.sides))
-
-
-def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
 
 
 class PhoneLayer:
@@ -88,8 +59,8 @@ class PhoneLayer:
         rig = FaceRig(self.template, triangles)
         self.line = LipLine(self.template)
         self.seal = LipSeal(self.template, triangles, gate)
-        average = _adjacency(n, triangles)
-        lower = lower_side(self.template, rig)
+        average = mesh_average(n, triangles)
+        lower = lower_side(rig)
         loops = np.concatenate([rig.sides.upper_loop, rig.sides.lower_loop])
         # 1. smoothing of the lower face (the mouth's edges held so the lips keep meeting); it also
         # flattens some of the model's opening, which step 3 gives back with the jaw field
@@ -100,28 +71,24 @@ class PhoneLayer:
         for _ in range(SMOOTH_ITERATIONS):
             smooth = step @ smooth
         self.smooth = smooth.tocsr()
-        # 3. the jaw field: a rotation about the rig's jaw pivot of the whole lower side, fading at the
-        # mouth corners (which move half as far) and towards the neck; per mm of lip-line opening
-        falloff = np.clip((0.11 - rig.sides.d_lower) / 0.05, 0, 1) ** 2
-        near_corner = np.linalg.norm(self.template[:, None] - self.template[rig.corners][None], axis=2).min(axis=1)
-        corner = _smoothstep(near_corner / CORNER_REACH_M)
-        w = (lower * corner + 0.5 * (1 - corner)) * falloff
-        for _ in range(20):
-            w = 0.5 * w + 0.5 * (average @ w)
-        angle = 0.12
-        rel = self.template - rig.pivot
-        jaw = np.zeros_like(self.template)
-        jaw[:, 1] = (rel[:, 1] * np.cos(angle) - rel[:, 2] * np.sin(angle) - rel[:, 1]) * w
-        jaw[:, 2] = (rel[:, 1] * np.sin(angle) + rel[:, 2] * np.cos(angle) - rel[:, 2]) * w
-        opened = float(self.line.excess_mm(self.template + jaw)[0])
-        self.open_field = (jaw / max(opened, 1e-3)).astype(np.float32)  # offsets per mm
+        # 3. the jaw field: the corpus rig's jaw (core.corpus.articulation.jaw_weights) at a middling
+        # opening, per mm of opening
+        jaw = rig._jaw_offsets(np.array([0.12]))[0]
+        # calibrated on the vertical gap between the lips, which grows with the jaw from the start even
+        # on heads whose lips rest overlapped (there the lip line's 3D distance first shrinks)
+        opened = float(rig.lip_gap((self.template + jaw)[None])[0] - rig.rest_gap) * 1000.0
+        self.open_field = (jaw / max(opened, 1.0)).astype(np.float32)  # offsets per mm of opening
+        self.rig_rest_gap = rig.rest_gap
         self.watched = np.unique(np.concatenate([self.line.upper, self.line.lower, self.line.corners,
-                                                 self.seal.contact.upper, self.seal.contact.lower]))
+                                                 self.seal.contact.upper, self.seal.contact.lower,
+                                                 rig.contact_upper, rig.contact_lower]))
 
         self.column = {int(v): k for k, v in enumerate(self.watched)}
         self.cols_line = ([self.column[int(v)] for v in self.line.upper], [self.column[int(v)] for v in self.line.lower])
         self.cols_edge = ([self.column[int(v)] for v in self.seal.contact.upper],
                           [self.column[int(v)] for v in self.seal.contact.lower])
+        self.cols_vertical = ([self.column[int(v)] for v in rig.contact_upper],
+                              [self.column[int(v)] for v in rig.contact_lower])
 
     def smooth_offsets(self, offsets: np.ndarray) -> np.ndarray:
         """(..., V, 3) offsets smoothed over the lower face."""
@@ -136,6 +103,13 @@ class PhoneLayer:
     def line_gap_mm(self, positions: np.ndarray) -> np.ndarray:
         """(T,) visible lip-line gap over rest of (T, len(watched), 3) positions."""
         return self._gap_mm(positions, self.cols_line, self.line.rest_gap)
+
+    def vertical_gap_mm(self, positions: np.ndarray) -> np.ndarray:
+        """(T,) vertical opening between the lips over rest (the corpus rig's jaw measure): unlike
+        the lip line's 3D distance it grows with the jaw from the start on every head."""
+        up, low = self.cols_vertical
+        gaps = np.median(positions[:, up, 1] - positions[:, low, 1], axis=1)
+        return (gaps - self.rig_rest_gap) * 1000.0
 
     # ---- the steps -------------------------------------------------------------------------------
     def rest_weights(self, n_frames: int, fps: float, phones, covered: np.ndarray,
@@ -181,13 +155,15 @@ class PhoneLayer:
         rig_times = (np.arange(n_rig) + 0.5) / FPS
         return np.clip(np.interp(np.arange(n_frames) / fps, rig_times, jaw) * OPEN_GAIN, 0.0, MAX_OPEN_MM)
 
-    def _open_by(self, positions: np.ndarray, target_mm: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """(T,) mm of the jaw field that brings the lip line to at least `target_mm` where `active`."""
+    def _open_by(self, positions: np.ndarray, target_mm: np.ndarray, active: np.ndarray, measure,
+                 limit_mm: float = MAX_OPEN_MM) -> np.ndarray:
+        """(T,) mm of the jaw field that brings `measure` (a gap in mm) to at least `target_mm` where
+        `active`, at most `limit_mm`."""
         field = self.open_field[self.watched][None].astype(np.float64)
         amount = np.zeros(len(positions))
-        for _ in range(3):  # the line's gap is nearly linear in the field: a few corrections settle it
-            gap = self.line_gap_mm(positions + amount[:, None, None] * field)
-            amount = np.clip(amount + np.where(active, target_mm - gap, 0.0), 0.0, MAX_OPEN_MM)
+        for _ in range(3):  # the gaps are nearly linear in the field: a few corrections settle it
+            gap = measure(positions + amount[:, None, None] * field)
+            amount = np.clip(amount + np.where(active, target_mm - gap, 0.0), 0.0, limit_mm)
         return amount
 
     def _frames_within(self, n_frames: int, fps: float, spans, lead: int, tail: int) -> np.ndarray:
@@ -217,9 +193,9 @@ class PhoneLayer:
         keep = (1.0 - rest).astype(np.float32)
         positions = self.template[w][None] + keep[:, None, None] * moved
         # 3. open by the vowel, and never less than the model itself opened before the smoothing
-        model_gap = self.line_gap_mm(self.template[w][None] + keep[:, None, None] * raw)
+        model_gap = self.vertical_gap_mm(self.template[w][None] + keep[:, None, None] * raw)
         targets = np.maximum(np.where(covered, self.opening_targets(n, fps, phones), 0.0), model_gap) * (1 - rest)
-        opening = self._open_by(positions, targets, rest < 1.0)
+        opening = self._open_by(positions, targets, rest < 1.0, self.vertical_gap_mm)
         # 4. apart at every phone other than /p b m/ (the seal's own frames, and two beyond, excepted)
         bilabial_spans = [(s, e) for p, s, e in phones if phone_name(p) in BILABIALS]
         near_bilabial = self._frames_within(n, fps, bilabial_spans, SEAL_LEAD_FRAMES + 3, SEAL_TAIL_FRAMES + 3)
@@ -227,7 +203,7 @@ class PhoneLayer:
         must_part = self._frames_within(n, fps, others, 2, 3) & covered & ~near_bilabial
         field_w = self.open_field[w][None].astype(np.float64)
         opened = positions + opening[:, None, None] * field_w
-        opening = opening + self._open_by(opened, np.full(n, MIN_GAP_MM), must_part)
+        opening = opening + self._open_by(opened, np.full(n, MIN_GAP_MM), must_part, self.line_gap_mm, MAX_PART_MM)
         positions = positions + opening[:, None, None] * field_w
         # 5. seal at /p b m/: the lip line and the lip edges back to their rest contact
         gate = self._frames_within(n, fps, bilabial_spans, SEAL_LEAD_FRAMES, SEAL_TAIL_FRAMES).astype(np.float64)
@@ -237,7 +213,8 @@ class PhoneLayer:
         up, low = self.cols_line
         close = amount_to_gap(positions[:, up], positions[:, low], -field_w[0, up], -field_w[0, low],
                               self.line.rest_gap)
-        close = float(strength) * gate * np.clip(close, 0.0, MAX_OPEN_MM + opening)
+        # never past the jaw's rest: the field is per mm of vertical opening, so that is the most to take back
+        close = float(strength) * gate * np.clip(close, 0.0, np.maximum(self.vertical_gap_mm(positions), 0.0))
         opening = opening - close
         positions = positions - close[:, None, None] * field_w
         seal_w = self.seal.field[w][None].astype(np.float64)

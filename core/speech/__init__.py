@@ -10,4 +10,6 @@ core.whisper (for its log-mel and model folder); optional ctranslate2 and tokeni
 transcription. Never bpy, never the models or the motion stage.
 """
 
-from .timing import SpeechTiming, Word, read_transcript_option, speech_timing  # noqa: F401
+from .timing import SpeechTiming, Word, read_transcript_option, speech_timing
+
+__all__ = ["SpeechTiming", "Word", "read_transcript_option", "speech_timing"]

@@ -16,7 +16,7 @@ import numpy as np
 from ..align import AlignmentError, align_words
 from ..errors import TalkingHeadError
 from .lexicon import letter_to_sound, spoken_words
-from .transcribe import MAX_PIECE_S, SAMPLE_RATE, Piece, Transcriber, pieces_at_pauses
+from .transcribe import MAX_PIECE_S, SAMPLE_RATE, Piece, Transcriber
 
 # a word whose acoustic score per 10 ms frame falls below this was forced into audio that does not
 # hold it (pocketsphinx log units, the aligner downsampled by 2). Heard words score about -15 (median);

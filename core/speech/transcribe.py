@@ -39,7 +39,8 @@ def frame_levels_db(audio: np.ndarray) -> np.ndarray:
     frames = np.asarray(audio[: n * hop], dtype=np.float64).reshape(n, hop) if len(audio) >= hop else \
         np.asarray(audio, dtype=np.float64)[None]
     rms = np.sqrt((frames ** 2).mean(axis=1) + 1e-12)
-    return 20 * np.log10(rms / max(np.percentile(rms, 95), 1e-9))
+    # digital silence (under -80 dBFS) is quiet whatever the clip's level
+    return np.where(rms < 1e-4, -120.0, 20 * np.log10(rms / max(np.percentile(rms, 95), 1e-9)))
 
 
 def quiet_runs(audio: np.ndarray, min_s: float) -> list[tuple[float, float]]:
