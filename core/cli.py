@@ -252,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "name or path (default: the model's default, the mean of its training styles)")
     evaluate.add_argument("--styles-dir", action="append", default=[], help="folder of style files (repeatable)")
     _add_lip_seal_option(evaluate)
-    evaluate.add_argument("--phones", default="none", choices=("none", "whisper", "given"),
-                          help="where the phone layer's phones come from: none (the model's phonetic head alone; "
-                               "comparable with earlier figures), whisper (transcribed, as Generate does), given "
-                               "(each clip's transcript aligned, or a corpus clip's own phones)")
+    evaluate.add_argument("--phones", default="none", choices=("off", "none", "whisper", "given"),
+                          help="where the phone layer's phones come from: none (the model's phonetic head alone), "
+                               "whisper (transcribed, as Generate does), given (each clip's transcript aligned, or a "
+                               "corpus clip's own phones); off: no phone layer at all (figures from before it)")
     evaluate.add_argument("--only-emotion", default=None, choices=EMOTIONS,
                           help="evaluate only the clips with this emotion (models with emotion control are told "
                                "each clip's emotion and intensity; neutral compares them with models without)")

@@ -127,7 +127,7 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
     upper = np.union1d(masks["forehead"], masks["eye_region"])
     lve_frames, mve, fdds, bilabial_gaps, openings = [], [], [], [], []
     truth_gaps, tongue_gaps, truth_tongue_gaps = [], [], []
-    seal, line = SealTally(), LineTally()
+    seal, line, line_truth = SealTally(), LineTally(), LineTally()
     rigs: dict[str, FaceRig] = {}
     contacts: dict[str, LipContact] = {}
     for clip in load_clips(data, split):
@@ -140,7 +140,8 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
                                    speech=clip_speech(audio, phones, phones=clip.phones if phones == "given" else None))
         if model.emotion_control:
             told = dataclasses.replace(told, emotion=clip.emotion, intensity=clip.intensity)
-        pred = clip.template + predict_motion(model, audio, clip.template, triangles, told).vertex_offsets()
+        pred = clip.template + predict_motion(model, audio, clip.template, triangles, told,
+                                              layer=phones != "off").vertex_offsets()
         n = min(len(pred), len(truth))
         pred, truth = pred[:n], truth[:n]
         lve_frames.append(lve(pred, truth, lips))
@@ -159,6 +160,7 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
             contact = contacts.setdefault(clip.subject, LipContact(clip.template, triangles, rig.sides))
             seal.add(contact.excess_mm(pred), clip.phones, truth=contact.excess_mm(truth))
             line.add(pred, clip.template, clip.phones)
+            line_truth.add(truth, clip.template, clip.phones)
     return {
         "clips": len(mve),
         "LVE_x1e-5": float(np.mean(np.concatenate(lve_frames)) * 1e5),
@@ -171,6 +173,8 @@ def evaluate_dataset(model, data: str, split: str, masks_path: str, triangles: n
         "open_vowel_gap_mm": float(np.mean(openings)) if openings else None,
         **seal.summary(),
         **line.summary(),
+        **{f"{key}_ground_truth": value for key, value in line_truth.summary().items()
+           if key in ("line_seal_rate", "line_seal_rate_tongue_stops", "aperture_p95", "line_open_vowel_mm")},
     }
 
 
@@ -179,7 +183,7 @@ def clip_speech(audio: np.ndarray, source: str, transcript: str | None = None, p
     (transcribed), or given (the clip's transcript aligned; or its known phones, for a corpus)."""
     from .speech import SpeechTiming, speech_timing
 
-    if source == "none":
+    if source in ("none", "off"):
         return None
     if source == "whisper":
         return speech_timing(audio)
@@ -382,7 +386,8 @@ def evaluate_audio_only(model, folders: str | list[str], template: np.ndarray, t
                 continue
             told = dataclasses.replace(conditioning or Conditioning(),
                                        speech=clip_speech(audio, phones, transcript=spoken_text(wav, transcripts or {})))
-            vertices = template + predict_motion(model, audio, template, triangles, told).vertex_offsets()
+            vertices = template + predict_motion(model, audio, template, triangles, told,
+                                                 layer=phones != "off").vertex_offsets()
             line.add(vertices, template, phones_of_clip)
             gap = rig.lip_gap(vertices) * 1000
             gaps, opened = lip_events(gap, phones_of_clip)

@@ -130,18 +130,27 @@ def phone_layer(template: np.ndarray, triangles: np.ndarray, gate: dict):
 
 def predict_motion(model: MotionModel, audio: np.ndarray, template: np.ndarray, triangles: np.ndarray | None,
                    conditioning: Conditioning, progress: ProgressCallback | None = None,
-                   should_cancel: CancelCheck | None = None) -> MotionPrediction:
+                   should_cancel: CancelCheck | None = None, layer: bool = True) -> MotionPrediction:
     """The model's prediction on `template` (canonical frame), shaped by the phone layer
     (core.motion.phone_layer): the lower face smoothed, rest in pauses, and where the clip's timed
     phones (conditioning.speech) are trusted, openings by the vowel and seals at /p b m/; elsewhere
     the seal field closes the lips where the model's phonetic head hears /p b m/. A template without
-    triangles gets the model's motion as it is. Every front end and the evaluation go through here."""
+    triangles gets the model's motion as it is. Every front end and the evaluation go through here.
+    `layer=False` (evaluation only: the figures from before the phone layer) applies just the
+    phonetic head's seal field to the model's motion."""
     speech = conditioning.speech
     has_phones = speech is not None and bool(getattr(speech, "covered", None))
     strength = lip_seal_strength(model.config, conditioning, triangles is not None, model.name, has_phones)
     prediction = model.predict(audio, template, conditioning, progress, should_cancel)
     if triangles is None:
         return prediction
+    if not layer:
+        if strength <= 0 or prediction.phone_probabilities is None:
+            return prediction
+        from .lips import LipSeal, SealGate
+
+        gate = SealGate(**model.config.get("seal_gate", {}))
+        return apply_lip_seal(prediction, template, LipSeal(template, triangles, gate), strength)
     from .motion.phone_layer import bilabial_probability
 
     layer = phone_layer(np.asarray(template, dtype=np.float64), triangles, model.config.get("seal_gate", {}))
