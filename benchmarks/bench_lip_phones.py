@@ -1,8 +1,8 @@
 """Lips on real and held-out speech, measured on the visible lip line (core.evaluate.LineTally),
 with the phones three ways: none (the model's phonetic head alone), transcribed by Whisper, and
-the true transcript given.
+the true transcript given; `off` is the model with no phone layer (as before it).
 
-    .venv/bin/python benchmarks/bench_lip_phones.py DIR [DIR ...] [--model default] [--modes none,whisper,given]
+    .venv/bin/python benchmarks/bench_lip_phones.py DIR [DIR ...] [--model default] [--modes off,none,whisper,given]
         [--asterisk-heldout DIR] [--json out.json] [--template HEAD.ply]
 
 Each DIR holds clips `NAME.wav` with their reference alignment `NAME.phone.json` (what is measured
@@ -106,8 +106,9 @@ def main() -> int:
             for group in [clips[i:i + args.join] for i in range(0, len(clips), args.join)]:
                 audio, phones, text = join_clips(group, args.gap, load_audio, read_phone_alignment)
                 start = time.perf_counter()
-                timing = None if mode == "none" else speech_timing(audio, text if mode == "given" else None)
-                prediction = predict_motion(model, audio, template, triangles, Conditioning(speech=timing))
+                timing = None if mode in ("none", "off") else speech_timing(audio, text if mode == "given" else None)
+                prediction = predict_motion(model, audio, template, triangles, Conditioning(speech=timing),
+                                            layer=mode != "off")
                 vertices = template + prediction.vertex_offsets()
                 seconds[mode] += time.perf_counter() - start
                 for t in (tally, pooled[mode][0]):
