@@ -88,6 +88,18 @@ def test_whisper_transcribes_long_audio_in_pieces_cut_in_pauses():
     assert all(w.start_s >= v.start_s for v, w in zip(timing.words, timing.words[1:]))
 
 
+def test_speech_in_another_language_is_left_to_the_phonetic_head():
+    pytest.importorskip("ctranslate2", reason="transcription needs ctranslate2 (requirements.txt)")
+    from core.speech import speech_timing
+
+    audio, _ = _clip("audio/a2f/Claire_joy_mandarin.wav")  # Mandarin: tiny.en writes a stock English line
+    timing = speech_timing(audio)
+    assert not timing.covered and not timing.phones
+    assert "No English heard" in timing.warnings[0]
+    english, _ = _clip("audio/a2f/Claire_neutral.wav")
+    assert speech_timing(english).coverage > 0.9
+
+
 def _layer_run(audio, speech, model=None):
     from core.flame import load_flame_mesh
     from core.models import Conditioning, load_model

@@ -16,7 +16,7 @@ import numpy as np
 from ..align import AlignmentError, align_words
 from ..errors import TalkingHeadError
 from .lexicon import letter_to_sound, spoken_words
-from .transcribe import MAX_PIECE_S, SAMPLE_RATE, Piece, Transcriber
+from .transcribe import FRAME_S, MAX_PIECE_S, QUIET_DB, SAMPLE_RATE, Piece, Transcriber, frame_levels_db
 
 # a word whose acoustic score per 10 ms frame falls below this was forced into audio that does not
 # hold it (pocketsphinx log units, the aligner downsampled by 2). Heard words score about -15 (median);
@@ -24,7 +24,9 @@ from .transcribe import MAX_PIECE_S, SAMPLE_RATE, Piece, Transcriber
 UNHEARD_SCORE = -60.0
 UNHEARD_MARGIN_S = 0.05
 ALIGN_DOWNSAMPLE = 2  # half the aligner's time for ~5 ms on phone boundaries
-WHOLE_CLIP_S = 120.0  # a given transcript of a clip up to this long is aligned in one go  # the stretch left to the phonetic head reaches this far past such a word
+WHOLE_CLIP_S = 120.0
+MIN_WORD_RATE = 1.0  # words per second of voiced audio below which a transcribed piece is not English
+MIN_VOICED_S = 2.0  # a given transcript of a clip up to this long is aligned in one go  # the stretch left to the phonetic head reaches this far past such a word
 
 
 @dataclass
@@ -145,6 +147,8 @@ def speech_timing(audio: np.ndarray, transcript: str | None = None, transcribe: 
             timing.warnings.append(f"{exc} The phonetic head places the lips instead.")
             return timing
         timing.source = "whisper"
+        for piece in pieces:
+            _check_word_rate(audio, piece, timing)
         shares = [spoken_words(p.text) if p.has_speech else [] for p in pieces]
         timing.transcript = " ".join(p.text for p in pieces if p.has_speech).strip()
     else:
@@ -153,10 +157,25 @@ def speech_timing(audio: np.ndarray, transcript: str | None = None, transcribe: 
         if should_cancel and should_cancel():
             break
         _align_piece(audio, piece, share, timing, transcriber)
-    if not timing.words and timing.source == "whisper":
+    if not timing.words and timing.source == "whisper" and not timing.warnings:
         timing.warnings.append("No English speech was heard, so the phonetic head places the lips; give the "
                                "transcript if there are words.")
     return timing
+
+
+def _check_word_rate(audio: np.ndarray, piece: Piece, timing: SpeechTiming) -> None:
+    """Whisper tiny.en writes a stock English line ("Thank you for watching!") over speech in other
+    languages: English runs 2-6 words a second of voiced audio, such lines under 1. A piece that
+    slow is left to the phonetic head."""
+    if not piece.has_speech:
+        return
+    segment = audio[int(piece.start_s * SAMPLE_RATE): int(piece.end_s * SAMPLE_RATE)]
+    voiced_s = float((frame_levels_db(segment) > QUIET_DB).sum()) * FRAME_S
+    if voiced_s >= MIN_VOICED_S and len(spoken_words(piece.text)) / voiced_s < MIN_WORD_RATE:
+        timing.warnings.append(f"No English heard at {piece.start_s:.1f}-{piece.end_s:.1f} s (the transcriber "
+                               f"heard only \"{piece.text}\"), so the phonetic head places the lips there; give "
+                               "the transcript if there are English words.")
+        piece.has_speech = False
 
 
 def _align_piece(audio: np.ndarray, piece: Piece, words: list[str], timing: SpeechTiming,
