@@ -196,11 +196,12 @@ class PhoneLayer:
         model_gap = self.vertical_gap_mm(self.template[w][None] + keep[:, None, None] * raw)
         targets = np.maximum(np.where(covered, self.opening_targets(n, fps, phones), 0.0), model_gap) * (1 - rest)
         opening = self._open_by(positions, targets, rest < 1.0, self.vertical_gap_mm)
-        # the smoothing also flattens the lip line itself: give back what the model parted it by
+        # where no words are trusted, the smoothing also flattens the lip line itself: give back what
+        # the model parted it by (where words are, the phones say how far it parts)
         raw_line = self.line_gap_mm(self.template[w][None] + keep[:, None, None] * raw)
         field_w = self.open_field[w][None].astype(np.float64)
-        opening = opening + self._open_by(positions + opening[:, None, None] * field_w, raw_line, rest < 1.0,
-                                          self.line_gap_mm, MAX_PART_MM)
+        opening = opening + self._open_by(positions + opening[:, None, None] * field_w, raw_line,
+                                          (rest < 1.0) & ~covered, self.line_gap_mm, MAX_PART_MM)
         # 4. apart at every phone other than /p b m/ (the seal's own frames, and two beyond, excepted)
         bilabial_spans = [(s, e) for p, s, e in phones if phone_name(p) in BILABIALS]
         near_bilabial = self._frames_within(n, fps, bilabial_spans, SEAL_LEAD_FRAMES + 3, SEAL_TAIL_FRAMES + 3)
