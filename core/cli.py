@@ -314,7 +314,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from .device import pick_device
     from .errors import OutputError
     from .flame import load_flame_mesh
-    from .mesh_io import write_npy, write_pc2
+    from .mesh_io import write_frame_blocks
     from .models import Conditioning, load_model
     from .outputs import check_output, claim_outputs
     from .pipeline import animate_takes
@@ -337,12 +337,10 @@ def cmd_animate(args: argparse.Namespace) -> int:
         conditioning.speech = speech_for(audio, args.transcript, args.no_transcribe)
         motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)
         for path, motion in zip(outputs, motions):  # every take computed before the first file is written
-            vertices = motion.vertices(template)
-            if ext == ".npy":
-                write_npy(path, vertices, overwrite=args.overwrite)
-            else:
-                write_pc2(path, vertices, start_frame=0.0, sampling=1.0, overwrite=args.overwrite)
-            print(f"wrote {path}: {vertices.shape[0]} frames at {args.fps:g} fps ({motion.duration_s:.2f} s)"
+            # written as they are made: a long take never sits whole in memory
+            write_frame_blocks(path, motion.vertex_blocks(template), motion.n_frames, len(template),
+                               "npy" if ext == ".npy" else "pc2", overwrite=args.overwrite)
+            print(f"wrote {path}: {motion.n_frames} frames at {args.fps:g} fps ({motion.duration_s:.2f} s)"
                   + (f", seed {motion.info['seed']}" if args.takes > 1 else ""), file=sys.stderr)
     return 0
 

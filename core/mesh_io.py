@@ -191,13 +191,32 @@ def _read_obj(path: str) -> tuple[np.ndarray, np.ndarray]:
 def write_pc2(path: str, frames: np.ndarray, start_frame: float = 0.0, sampling: float = 1.0,
               overwrite: bool = True) -> None:
     """Write absolute vertex positions (T, V, 3) as a little-endian PC2 point cache."""
-    frames = np.ascontiguousarray(frames, dtype="<f4")
+    frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[2] != 3:
         raise ValueError(f"PC2 needs frames of shape (T, V, 3), got {frames.shape}")
-    header = PC2_HEADER.pack(PC2_MAGIC, 1, frames.shape[1], float(start_frame), float(sampling), frames.shape[0])
+    write_frame_blocks(path, [frames], frames.shape[0], frames.shape[1], "pc2", start_frame, sampling, overwrite)
+
+
+def write_frame_blocks(path: str, blocks, n_frames: int, n_vertices: int, kind: str = "npy",
+                       start_frame: float = 0.0, sampling: float = 1.0, overwrite: bool = True) -> None:
+    """Write (n_frames, n_vertices, 3) float32 positions as .npy or PC2 block by block (`blocks`
+    yields (b, n_vertices, 3) arrays in order), so a long take never sits whole in memory; the
+    file appears only once every frame is written."""
     with atomic_output(path, overwrite=overwrite) as handle:
-        handle.write(header)
-        handle.write(frames.tobytes())
+        if kind == "pc2":
+            handle.write(PC2_HEADER.pack(PC2_MAGIC, 1, n_vertices, float(start_frame), float(sampling), n_frames))
+        else:
+            np.lib.format.write_array_header_1_0(handle, {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+                                                          "fortran_order": False, "shape": (n_frames, n_vertices, 3)})
+        written = 0
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype="<f4")
+            if block.ndim != 3 or block.shape[1:] != (n_vertices, 3):
+                raise ValueError(f"frames of shape (T, {n_vertices}, 3) expected, got {block.shape}")
+            handle.write(block.tobytes())
+            written += len(block)
+        if written != n_frames:
+            raise ValueError(f"{written} frames written where {n_frames} were announced")
 
 
 def read_pc2(path: str) -> tuple[np.ndarray, float, float]:

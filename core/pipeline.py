@@ -49,6 +49,14 @@ class SceneMotion:
         out += template.astype(np.float32)
         return out
 
+    def vertex_blocks(self, template: np.ndarray, size: int = 1024):
+        """`vertices` in blocks of at most `size` frames, made as they are asked for: a 10-minute
+        take is a GB of positions, a block 60 MB."""
+        for start in range(0, self.n_frames, size):
+            block = self.offsets(slice(start, start + size))
+            block += template.astype(np.float32)
+            yield block
+
 
 def animate(
     audio: np.ndarray,

@@ -25,6 +25,11 @@ UNHEARD_SCORE = -60.0
 UNHEARD_MARGIN_S = 0.05
 ALIGN_DOWNSAMPLE = 2  # half the aligner's time for ~5 ms on phone boundaries
 WHOLE_CLIP_S = 120.0
+# short, unstressed words: they fit badly when said fast or shouted, and a wrong one hardly moves the lips
+FUNCTION_WORDS = frozenset(("a an the of to in on at by as for with from and or but nor so if is was are were be been am "
+                            "i you he she it we they me him her us them my his its our your their there then than "
+                            "that this these those had has have do did not no would could should can will shall may "
+                            "might must just").split())
 MIN_WORD_RATE = 1.0  # words per second of voiced audio below which a transcribed piece is not English
 MIN_VOICED_S = 2.0  # a given transcript of a clip up to this long is aligned in one go  # the stretch left to the phonetic head reaches this far past such a word
 
@@ -91,25 +96,28 @@ def read_transcript_option(value: str | None) -> str | None:
 
 
 def _distribute(words: list[str], pieces: list[Piece]) -> list[list[str]]:
-    """The given transcript's words shared over pieces that Whisper transcribed, by matching the
-    two word sequences; a given word Whisper did not hear goes with the word before it."""
-    heard, owner = [], []
-    for k, piece in enumerate(pieces):
-        for word in spoken_words(piece.text) if piece.has_speech else []:
-            heard.append(word)
-            owner.append(k)
+    """The given transcript's words shared over pieces that Whisper transcribed, piece by piece:
+    each piece takes the given words up to the last one matching what Whisper heard in it (looked
+    for just ahead, so a line said twice is not matched to its second saying), plus as many as
+    Whisper heard after that match."""
     out: list[list[str]] = [[] for _ in pieces]
-    if not heard:
-        out[0] = list(words)
-        return out
-    place = [None] * len(words)
-    for block in difflib.SequenceMatcher(a=words, b=heard, autojunk=False).get_matching_blocks():
-        for i in range(block.size):
-            place[block.a + i] = owner[block.b + i]
-    current = next((p for p in place if p is not None), 0)
-    for i, word in enumerate(words):
-        current = place[i] if place[i] is not None and place[i] >= current else current
-        out[current].append(word)
+    position = 0
+    for k, piece in enumerate(pieces):
+        if k == len(pieces) - 1:
+            out[k] = words[position:]
+            break
+        heard = spoken_words(piece.text) if piece.has_speech else []
+        if not heard:
+            continue
+        window = words[position: position + 2 * len(heard) + 10]
+        blocks = [b for b in difflib.SequenceMatcher(a=window, b=heard, autojunk=False).get_matching_blocks() if b.size]
+        if blocks:
+            last = blocks[-1]
+            end = position + last.a + last.size + (len(heard) - last.b - last.size)
+        else:
+            end = position + len(heard)
+        out[k] = words[position:end]
+        position = min(end, len(words))
     return out
 
 
@@ -198,8 +206,9 @@ def _align_piece(audio: np.ndarray, piece: Piece, words: list[str], timing: Spee
                 matcher = difflib.SequenceMatcher(a=words, b=heard, autojunk=False)
                 kept = {i for block in matcher.get_matching_blocks() for i in range(block.a, block.a + block.size)}
                 missing = [w for i, w in enumerate(words) if i not in kept]
-                timing.warnings.append(f"Not heard in the audio: {', '.join(missing)}. The words heard there were "
-                                       "aligned instead; check the transcript.")
+                named = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+                timing.warnings.append(f"Not heard in the audio at {piece.start_s:.1f}-{piece.end_s:.1f} s: {named}. "
+                                       "The words heard there were aligned instead; check the transcript.")
                 _add_aligned(aligned, piece, timing)
                 return
         timing.warnings.append(f"{piece.start_s:.1f}-{piece.end_s:.1f} s could not be aligned ({exc}); the "
@@ -226,6 +235,9 @@ def _add_aligned(aligned, piece: Piece, timing: SpeechTiming) -> None:
     for cut_start, cut_end in unheard_spans:
         spans = [part for s, e in spans for part in ((s, min(e, cut_start)), (max(s, cut_end), e)) if part[1] > part[0]]
     timing.covered += spans
-    if unheard_words:
+    # a given word that fits badly is worth a look; short function words fit badly in fast or
+    # shouted speech all the time, and Whisper's own words need no checking by the animator
+    worth_naming = [w for w in unheard_words if w not in FUNCTION_WORDS]
+    if worth_naming and timing.source == "given":
         timing.warnings.append(f"Not heard in the audio, so the phonetic head places the lips there: "
-                               f"{', '.join(unheard_words)}. Check the transcript.")
+                               f"{', '.join(worth_naming)}. Check the transcript.")
