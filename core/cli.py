@@ -317,7 +317,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from .mesh_io import write_frame_blocks
     from .models import Conditioning, load_model
     from .outputs import check_output, claim_outputs
-    from .pipeline import animate_takes
+    from .pipeline import animate_takes, check_sampling
     from .styles import resolve_style
     from .timing import check_fps
 
@@ -334,6 +334,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
                                     guidance=args.guidance, lip_seal=args.lip_seal).validate()
         model = load_model(args.model, device=pick_device(args.device))
         resolve_style(conditioning, model, args.styles_dir)
+        check_sampling(model.config, args.takes, conditioning.guidance, model.name)  # refused before transcribing
         conditioning.speech = speech_for(audio, args.transcript, args.no_transcribe)
         motions = animate_takes(audio, template, triangles, model, conditioning, args.fps, args.takes)
         for path, motion in zip(outputs, motions):  # every take computed before the first file is written

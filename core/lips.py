@@ -202,7 +202,7 @@ class SealGate:
     ease_frames: float = 1.0
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
+def smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
 
@@ -236,10 +236,10 @@ class LipSeal:
 
         g = self.gate
         heard = maximum_filter1d(np.asarray(bilabial_probability, dtype=np.float64), 2 * g.spread_frames + 1, mode="nearest")
-        heard = _smoothstep((heard - g.p_low) / (g.p_high - g.p_low))
+        heard = smoothstep((heard - g.p_low) / (g.p_high - g.p_low))
         if g.ease_frames > 0:
             heard = gaussian_filter1d(heard, g.ease_frames, mode="nearest")
-        near = _smoothstep((g.gap_high_mm - np.asarray(excess_mm)) / (g.gap_high_mm - g.gap_low_mm))
+        near = smoothstep((g.gap_high_mm - np.asarray(excess_mm)) / (g.gap_high_mm - g.gap_low_mm))
         return np.clip(heard * near, 0.0, 1.0)
 
     def amounts(self, edge_positions: np.ndarray, bilabial_probability: np.ndarray, strength: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..lips import lip_sides, lip_weights, upper_side
+from ..lips import lip_sides, lip_weights, smoothstep, upper_side
 from .emotion import ExpressionFields
 from .speaker_style import FPS, SpeakingStyle  # noqa: F401 (FPS is also read from here)
 PARAMS = ("jaw", "close", "round", "spread", "tuck", "raise")
@@ -136,11 +136,6 @@ def hold_vowel_ranges(curves: np.ndarray, phones, times: np.ndarray) -> None:
             curves[:, J_ROUND] += max(0.0, ROUNDED_VOWEL_MIN - curves[span, J_ROUND].max()) * bump
 
 
-def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
-
-
 CORNER_REACH_M = 0.012  # the jaw's weight eases to half over this distance from the mouth corners
 
 
@@ -180,7 +175,7 @@ def jaw_weights(rig: "FaceRig") -> np.ndarray:
     the lower lip opens as a U."""
     falloff = np.clip((0.11 - rig.sides.d_lower) / 0.05, 0, 1) ** 2
     near_corner = np.linalg.norm(rig.template[:, None] - rig.template[rig.corners][None], axis=2).min(axis=1)
-    corner = _smoothstep(near_corner / CORNER_REACH_M)
+    corner = smoothstep(near_corner / CORNER_REACH_M)
     w = (lower_side(rig) * corner + 0.5 * (1 - corner)) * falloff
     average = mesh_average(len(w), rig.triangles)
     for _ in range(20):
@@ -238,7 +233,8 @@ class FaceRig:
         return np.linalg.norm(vertices[:, self.corners[1]] - vertices[:, self.corners[0]], axis=1)
 
     # ---- deformation -----------------------------------------------------------------------------
-    def _jaw_offsets(self, angles: np.ndarray) -> np.ndarray:
+    def jaw_offsets(self, angles: np.ndarray) -> np.ndarray:
+        """(T, V, 3) offsets of the jaw rotated by `angles` (radians) about its pivot."""
         rel = self.template - self.pivot
         cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
         rotated_y = rel[None, :, 1] * cos - rel[None, :, 2] * sin
@@ -250,7 +246,7 @@ class FaceRig:
 
     def _calibrate_jaw(self) -> tuple[np.ndarray, np.ndarray]:
         angles = np.linspace(0, 0.45, 46)
-        gaps = self.lip_gap(self.template + self._jaw_offsets(angles)) - self.rest_gap
+        gaps = self.lip_gap(self.template + self.jaw_offsets(angles)) - self.rest_gap
         return np.maximum.accumulate(gaps), angles
 
     def jaw_angle_for_gap(self, gap_mm: np.ndarray) -> np.ndarray:
@@ -270,7 +266,7 @@ class FaceRig:
         activations (T, len(emotion.EXPRESSIONS))."""
         T = len(curves)
         lips_side = 1.0 + style.asymmetry * self.x_rel  # one side of the mouth works harder
-        out = self.template[None] + self._jaw_offsets(self.jaw_angle_for_gap(curves[:, J_JAW]))
+        out = self.template[None] + self.jaw_offsets(self.jaw_angle_for_gap(curves[:, J_JAW]))
         x_from_centre = self.template[:, 0] - self.mouth_centre[0]
         w = self.w_lips * lips_side
         # rounding: corners in by up to 40% of the width, lips forward 5 mm

@@ -3,19 +3,21 @@
 From the model's offsets (any model) and the clip's phones (core.speech.SpeechTiming), at the
 model's rate, in the canonical frame:
 
-1. **Smooth the lower face.** The corpus rig's jaw region ends in a sharp V under the lower lip,
-   and every model learnt it: a crease whenever the jaw is open. The offsets are smoothed over the
-   lower face (the lip openings held), a linear operator applied once to the model's basis.
+1. **Smooth the lower face.** The corpus rig's jaw used to end in a sharp V under the lower lip
+   (fixed in core.corpus.articulation since), and the shipped models learnt it: a crease whenever
+   the jaw is open. The offsets are smoothed over the lower face (the mouth's edges held), a
+   linear operator applied once to the model's basis.
 2. **Rest in pauses.** In every pause the motion fades to nothing (the template) within
    `REST_RAMP_FRAMES`, and back out before the next phone. Where no phones are trusted, pauses
    come from the audio's level.
 3. **Open by the vowel.** The corpus rig's viseme targets (jaw opening per phone, coarticulated)
-   say how far the lips should part; where the model opens less, a jaw field (the rig's rotation
-   about the jaw, with its weights smoothed so it draws no crease) adds the difference.
+   say how far the lips should part (as a vertical gap); where the model opens less than that, or
+   than it did itself before the smoothing, the rig's jaw rotation adds the difference.
 4. **Apart at every other phone.** At a phone that is not /p b m/, lips closer than `MIN_GAP_MM`
    over rest are parted to it (a tongue stop must not read as a seal).
-5. **Seal at /p b m/.** Over each bilabial's span (eased in and out) the seal field (core.lips)
-   brings the visible lip line and the lip edges back to their rest contact.
+5. **Seal at /p b m/.** Over each bilabial's span (eased in and out) the jaw is taken back along
+   its arc until the visible lip line is at its rest contact (never past the jaw's rest), then the
+   seal field (core.lips) closes the lip line and the lip edges the rest of the way.
 
 Where a stretch is not covered by trusted phones, steps 3-5 leave it alone and the model's own
 phonetic head gates the seal there, as before. The result is again linear in a basis: the
@@ -30,10 +32,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.sparse import diags, identity
 
-from ..corpus.articulation import BILABIALS, J_JAW, FaceRig, _smoothstep, lower_side, mesh_average, viseme_curves
+from ..corpus.articulation import BILABIALS, J_JAW, FaceRig, lower_side, mesh_average, viseme_curves
 from ..corpus.speaker_style import SpeakingStyle
 from ..corpus.speech import Phone
-from ..lips import LipLine, LipSeal, SealGate, amount_to_gap, edge_gap
+from ..lips import LipLine, LipSeal, SealGate, amount_to_gap, edge_gap, smoothstep
 from ..phones import PHONE_CLASSES, phone_name
 
 REST_RAMP_FRAMES = 4  # a pause reaches the template this many frames after it starts
@@ -73,7 +75,7 @@ class PhoneLayer:
         self.smooth = smooth.tocsr()
         # 3. the jaw field: the corpus rig's jaw (core.corpus.articulation.jaw_weights) at a middling
         # opening, per mm of opening
-        jaw = rig._jaw_offsets(np.array([0.12]))[0]
+        jaw = rig.jaw_offsets(np.array([0.12]))[0]
         # calibrated on the vertical gap between the lips, which grows with the jaw from the start even
         # on heads whose lips rest overlapped (there the lip line's 3D distance first shrinks)
         opened = float(rig.lip_gap((self.template + jaw)[None])[0] - rig.rest_gap) * 1000.0
@@ -137,8 +139,8 @@ class PhoneLayer:
                     pauses.append((s, min(e, len(audio) / SAMPLE_RATE)))
         rest = np.zeros(n_frames)
         for start, end in pauses:
-            ramp_in = np.ones(n_frames) if start == 0.0 else _smoothstep((times - start) * fps / REST_RAMP_FRAMES)
-            ramp_out = np.ones(n_frames) if end == duration else _smoothstep((end - times) * fps / REST_RAMP_FRAMES)
+            ramp_in = np.ones(n_frames) if start == 0.0 else smoothstep((times - start) * fps / REST_RAMP_FRAMES)
+            ramp_out = np.ones(n_frames) if end == duration else smoothstep((end - times) * fps / REST_RAMP_FRAMES)
             inside = (times >= start) & (times < end)
             rest = np.maximum(rest, np.where(inside, np.minimum(ramp_in, ramp_out), 0.0))
         return rest
