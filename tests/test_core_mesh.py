@@ -79,3 +79,19 @@ def test_obj_and_ply_read_the_same_topology():
     _, ply_tris = read_mesh(str(shared_path("flame/FLAME_sample.ply")))
     _, obj_tris = read_mesh(str(shared_path("flame/texture_mesh.obj")))
     assert triangles_digest(ply_tris) == triangles_digest(obj_tris)
+
+
+def test_frames_written_block_by_block_read_back_whole_and_a_short_count_writes_nothing(tmp_path):
+    from core.mesh_io import write_frame_blocks
+
+    frames = np.random.default_rng(0).normal(size=(10, 7, 3)).astype(np.float32)
+    blocks = [frames[:4], frames[4:9], frames[9:]]
+    write_frame_blocks(str(tmp_path / "m.npy"), iter(blocks), 10, 7, "npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), frames)
+    write_frame_blocks(str(tmp_path / "m.pc2"), iter(blocks), 10, 7, "pc2", start_frame=2.0)
+    back, start, _ = read_pc2(str(tmp_path / "m.pc2"))
+    np.testing.assert_array_equal(back, frames)
+    assert start == 2.0
+    with pytest.raises(ValueError, match="9 frames written"):
+        write_frame_blocks(str(tmp_path / "short.npy"), iter(blocks[:2]), 10, 7, "npy")
+    assert not (tmp_path / "short.npy").exists()
