@@ -25,6 +25,9 @@ def addon(tmp_path_factory, weights_dir):
 @pytest.fixture
 def head(addon, flame_mesh):
     new_scene(fps=24)
+    # transcribing every Generate costs a second or two; the tests about words, and the
+    # frame-by-frame test in a scene of its own, keep it on as the panel has it by default
+    bpy.context.scene.talking_head.transcribe = False
     verts, faces = flame_mesh
     return add_mesh("Head", verts, faces)
 
@@ -49,7 +52,7 @@ def expected_vertices(obj, template, audio_path, fps, offset_s=0.0, duration_s=N
 
     faces = np.array([p.vertices[:] for p in obj.data.polygons])
     audio = load_audio(str(audio_path), offset_s, duration_s)
-    speech = speech_timing(audio)  # Generate transcribes by default
+    speech = speech_timing(audio) if bpy.context.scene.talking_head.transcribe else None
     return animate(audio, template, faces, load_model("default"), Conditioning(speech=speech), fps).vertices(template)
 
 
