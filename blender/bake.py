@@ -16,7 +16,7 @@ import time
 
 import bpy
 
-from ..core.cli import add_device_option, model_help
+from ..core.cli import add_device_option, add_transcript_options, model_help
 from ..core.errors import OutputError, TalkingHeadError
 from ..core.models.base import EMOTIONS, FROM_AUDIO, Conditioning
 from ..core.speech import read_transcript_option
@@ -64,10 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="models that sample: how tightly takes follow the audio, 1 (none) to 20 (default: the model's)")
     parser.add_argument("--lip-seal", type=float, default=None, metavar="STRENGTH",
                         help="close the lips to contact at the /p b m/ the model hears, 0 (off) to 1 (default: the model's own)")
-    parser.add_argument("--transcript", default=None, metavar="TEXT|@FILE",
-                        help="the words spoken (or @FILE, a text file of them); default: transcribed from the audio")
-    parser.add_argument("--no-transcribe", action="store_true",
-                        help="without a transcript, leave the lips to the model's phonetic head")
+    add_transcript_options(parser)
     parser.add_argument("--word-markers", action="store_true", help="a timeline marker at the start of every word")
     parser.add_argument("--cache-folder", default="", help="vertex cache folder (default: beside the output .blend)")
     add_device_option(parser)

@@ -79,35 +79,12 @@ def _slowed(audio: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _align(audio: np.ndarray, transcript: str) -> list[tuple[str, float, float]]:
-    decoder = _decoder()
     words = words_of(transcript)
-    if not words:
-        raise AlignmentError("The transcript is empty; give the words that are spoken.")
-    unknown = [w for w in words if decoder.lookup_word(w) is None]
+    unknown = [w for w in words if _decoder().lookup_word(w) is None]
     if unknown:
         raise AlignmentError(f"Words not in the pronouncing dictionary: {', '.join(sorted(set(unknown)))}. "
                              "Spell them as they sound with dictionary words, or give the phone times in meta/.")
-    pcm = (np.clip(np.asarray(audio, dtype=np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
-    decoder.set_align_text(" ".join(words))
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    try:
-        decoder.set_alignment()  # second pass: phone-level segmentation of the word alignment
-    except RuntimeError as exc:
-        raise AlignmentError(f"The audio could not be aligned with its transcript ({exc}); check that they match.") from None
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    alignment = decoder.get_alignment()
-    if alignment is None:
-        raise AlignmentError("The audio could not be aligned with its transcript; check that they match.")
-    phones = []
-    for word in alignment:
-        for phone in word:
-            start = phone.start / 100.0  # 10 ms frames
-            phones.append(("SIL" if phone.name in ("SIL", "+SPN+", "+NSN+") else phone.name, start,
-                           start + phone.duration / 100.0))
+    phones = [phone for *_, word_phones in align_words(audio, words) for phone in word_phones]
     if not phones:
         raise AlignmentError("The alignment found no phones; check that the audio holds the transcript's speech.")
     return phones

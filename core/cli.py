@@ -46,14 +46,14 @@ def add_transcript_options(parser: argparse.ArgumentParser) -> None:
                              "transcribing the audio")
 
 
-def speech_for(audio, transcript: str | None, no_transcribe: bool, log=None):
+def speech_for(audio, transcript: str | None, no_transcribe: bool):
     """The clip's timed words and phones (core.speech) for the command-line options; warnings are
     printed, never raised."""
     from .speech import read_transcript_option, speech_timing
 
     timing = speech_timing(audio, read_transcript_option(transcript), transcribe=not no_transcribe)
     for warning in timing.warnings:
-        (log or (lambda m: print(m, file=sys.stderr)))(f"warning: {warning}")
+        print(f"warning: {warning}", file=sys.stderr)
     return timing
 
 

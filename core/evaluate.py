@@ -35,7 +35,7 @@ import numpy as np
 
 from .corpus.articulation import BILABIALS, OPEN_VOWELS, FaceRig
 from .lips import LipContact, seal_rate
-from .phones import phone_name
+from .phones import phone_name, silences
 
 CLOSED_MM = 1.0
 WINDOW_S = 0.06
@@ -239,18 +239,6 @@ def _phone_window(excess_mm: np.ndarray, start: float, end: float, fps: float) -
     return float(window.min()) if len(window) else None
 
 
-def pauses_of(phones, min_s: float = PAUSE_MIN_S) -> list[tuple[float, float]]:
-    """Silences of at least `min_s` (touching SIL phones joined)."""
-    out: list[list[float]] = []
-    for phone, start, end in phones:
-        if phone_name(phone) in ("SIL", ""):
-            if out and start - out[-1][1] < 1e-3:
-                out[-1][1] = end
-            else:
-                out.append([start, end])
-    return [(a, b) for a, b in out if b - a >= min_s]
-
-
 class LineTally:
     """Seal, opening and rest on the visible lip line (core.lips.LipLine), over clips with phones:
     a /p b m/ is sealed when the line comes within 0.5 mm of its rest from 2 frames before the
@@ -283,7 +271,7 @@ class LineTally:
                     self.open_vowels.append(float(excess[(times >= a) & (times <= b)].max()))
         self.apertures += list(line.aperture(vertices)[speaking])
         offsets = np.linalg.norm(np.asarray(vertices, dtype=np.float64) - template[None], axis=2).max(axis=1) * 1000
-        for a, b in pauses_of(phones):
+        for a, b in silences(phones, PAUSE_MIN_S):
             inside = (times >= a + PAUSE_TRIM_FRAMES / fps) & (times < b - PAUSE_TRIM_FRAMES / fps)
             if inside.any():
                 self.pause_gaps.append(float(np.median(excess[inside])))

@@ -28,6 +28,19 @@ def phone_class(label: str) -> int:
     return PHONE_CLASSES.index(name) if name in PHONE_CLASSES else IGNORED
 
 
+def silences(phones, min_s: float = 0.0) -> list[tuple[float, float]]:
+    """[(start s, end s)] of the silences among timed phones (touching SIL phones joined, as a
+    word's silence and the phone after it are), those at least `min_s` long."""
+    joined: list[list[float]] = []
+    for label, start, end in phones:
+        if phone_name(label) in SILENCES:
+            if joined and start - joined[-1][1] < 1e-3:
+                joined[-1][1] = end
+            else:
+                joined.append([start, end])
+    return [(start, end) for start, end in joined if end - start >= min_s]
+
+
 def frame_phone_labels(phones, n_frames: int, fps: float) -> np.ndarray:
     """(n_frames,) int64: the class of the phone spoken at each frame's time; silence where no phone
     covers it, IGNORED where the phone is outside the inventory."""

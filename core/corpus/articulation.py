@@ -160,12 +160,11 @@ def lower_side(rig: "FaceRig") -> np.ndarray:
 
 def mesh_average(n: int, triangles: np.ndarray):
     """Sparse (V, V) operator: each vertex's value becomes the mean of its neighbours'."""
-    from scipy.sparse import coo_matrix, diags
+    from scipy.sparse import diags
 
-    t = np.asarray(triangles)
-    e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-    a = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
-    a = ((a + a.T) > 0).astype(np.float64)
+    from ..mesh_graph import adjacency
+
+    a = (adjacency(triangles, n) > 0).astype(np.float64)
     return diags(1.0 / np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1)) @ a
 
 

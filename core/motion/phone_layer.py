@@ -36,7 +36,7 @@ from ..corpus.articulation import BILABIALS, J_JAW, FaceRig, lower_side, mesh_av
 from ..corpus.speaker_style import SpeakingStyle
 from ..corpus.speech import Phone
 from ..lips import LipLine, LipSeal, SealGate, amount_to_gap, edge_gap, smoothstep
-from ..phones import PHONE_CLASSES, phone_name
+from ..phones import PHONE_CLASSES, phone_name, silences
 
 REST_RAMP_FRAMES = 4  # a pause reaches the template this many frames after it starts
 PAUSE_MIN_S = 0.15  # shorter silences between words are not pauses
@@ -119,15 +119,8 @@ class PhoneLayer:
         """(T,) 0 (the model's motion) to 1 (the template): 1 in pauses from REST_RAMP_FRAMES in."""
         times = np.arange(n_frames) / fps
         duration = n_frames / fps
-        pauses = []
-        for label, start, end in phones:  # touching silences (a word's <sil> and a SIL phone) join
-            if phone_name(label) in ("SIL", ""):
-                if pauses and start - pauses[-1][1] < 1e-3:
-                    pauses[-1][1] = end
-                else:
-                    pauses.append([start, end])
         edge = 1.5 / fps  # a silence this close to the clip's start or end reaches it
-        pauses = [(0.0 if s <= edge else s, duration if e >= duration - edge else e) for s, e in pauses]
+        pauses = [(0.0 if s <= edge else s, duration if e >= duration - edge else e) for s, e in silences(phones)]
         # at the clip's ends any silence is a pause: the face starts and ends at rest
         pauses = [(s, e) for s, e in pauses if e - s >= PAUSE_MIN_S or s == 0.0 or e == duration]
         if audio is not None and not covered.all():
